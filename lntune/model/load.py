@@ -1,0 +1,121 @@
+"""Load and save lntune models.
+
+`load_mllm(path)` accepts three kinds of directory:
+  * an HF LLaVA checkpoint (plain `transformers`, or lntune's linear-projector variant);
+  * an lntune run directory (`lntune.json` + `trainable.safetensors`): its base is rebuilt or loaded, the
+    strategy re-applied (LoRA adapters re-injected) and only the trained tensors loaded on top;
+  * an embedded/assembled recipe stored in such a run (`"base": {"kind": "build", ...}`).
+
+`lntune.json` holds `{"format": 1, "base": BASE, "strategy": {...}, "config": {...}}` where BASE is
+`{"kind": "build", "llm", "vision", "projector", "vision_feature_layer", "seed"}`, `{"kind": "hf", "path"}`
+or `{"kind": "run", "path"}` (stage 2 points at its stage-1 run). The string "embedded" as `llm` means
+the embedded SmolLM2, resolved on the machine that loads it.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from lntune.errors import LntuneError
+
+RUN_FILE = "lntune.json"
+TRAINABLE_FILE = "trainable.safetensors"
+
+
+def load_mllm(path, dtype=None):
+    """(model, processor) from an HF LLaVA directory or an lntune run directory."""
+    path = Path(path)
+    if (path / RUN_FILE).is_file():
+        return _load_run(path, dtype)
+    if (path / "config.json").is_file():
+        return _load_hf(path, dtype)
+    raise LntuneError(f"{path}: neither an lntune run (no {RUN_FILE}) nor an HF model directory (no config.json)")
+
+
+def load_base(base: dict, dtype=None, relative_to: Path | None = None):
+    """(model, processor) for a BASE entry of lntune.json."""
+    kind = base.get("kind")
+    if kind == "build":
+        from lntune.model.build import build_mllm
+        from lntune.model.embedded import embedded_llm_dir
+
+        llm = embedded_llm_dir() if base["llm"] == "embedded" else base["llm"]
+        return build_mllm(llm, _resolve(base["vision"], relative_to), projector=base.get("projector", "linear"),
+                          vision_feature_layer=base.get("vision_feature_layer", -2), dtype=dtype,
+                          seed=base.get("seed", 0), chat_template=base.get("chat_template"))
+    if kind in ("hf", "run"):
+        return load_mllm(_resolve(base["path"], relative_to), dtype=dtype)
+    raise LntuneError(f"unknown base kind {kind!r} in {RUN_FILE} (expected build, hf or run)")
+
+
+def _resolve(path, relative_to):
+    path = Path(path)
+    return path if path.is_absolute() or relative_to is None else (relative_to / path)
+
+
+def _load_hf(path: Path, dtype):
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from lntune.model.projector import LntuneLlavaForConditionalGeneration
+
+    config = json.loads((path / "config.json").read_text())
+    if config.get("model_type") != "llava":
+        raise LntuneError(f"{path}/config.json: model_type is {config.get('model_type')!r}, expected 'llava'")
+    cls = LntuneLlavaForConditionalGeneration if config.get("projector_type") == "linear" else LlavaForConditionalGeneration
+    model = cls.from_pretrained(path, dtype=dtype)
+    return model, AutoProcessor.from_pretrained(path)
+
+
+def _load_run(path: Path, dtype):
+    from safetensors.torch import load_file
+
+    from lntune.strategies import StrategySpec, apply_strategy
+
+    meta = read_run_file(path)
+    model, processor = load_base(meta["base"], dtype=dtype, relative_to=path)
+    weights_file = path / TRAINABLE_FILE
+    if not weights_file.is_file():
+        raise LntuneError(f"{weights_file} is missing: the run has not finished (resume it) or the folder is incomplete")
+    apply_strategy(model, StrategySpec.from_dict(meta["strategy"]))
+    load_trainable(model, load_file(str(weights_file)), source=weights_file)
+    model.requires_grad_(False)
+    return model, processor
+
+
+def read_run_file(path: Path) -> dict:
+    try:
+        meta = json.loads((path / RUN_FILE).read_text())
+    except json.JSONDecodeError as err:
+        raise LntuneError(f"{path / RUN_FILE}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    for key in ("base", "strategy"):
+        if key not in meta:
+            raise LntuneError(f"{path / RUN_FILE}: missing key {key!r}")
+    return meta
+
+
+def load_trainable(model, tensors: dict, source) -> None:
+    """Copy saved trainable tensors into the model; every saved name must exist with the same shape."""
+    import torch
+
+    params = dict(model.named_parameters())
+    unknown = [name for name in tensors if name not in params]
+    if unknown:
+        raise LntuneError(f"{source}: {len(unknown)} tensors do not exist in the model, e.g. {unknown[:3]}")
+    with torch.no_grad():
+        for name, value in tensors.items():
+            if params[name].shape != value.shape:
+                raise LntuneError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(params[name].shape)}")
+            params[name].copy_(value.to(params[name].dtype))
+
+
+def save_mllm(model, processor, out) -> Path:
+    """Write a full HF checkpoint (+ processor) atomically: a temp folder renamed into place."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
