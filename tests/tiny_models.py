@@ -1,0 +1,75 @@
+"""Tiny random models built from configs (no downloads), saved as real HF directories for tests.
+
+    llm_dir = save_tiny_llm(tmp_path / "llm", arch="llama")
+    vision_dir = save_tiny_vision(tmp_path / "vision", kind="clip")
+    model, processor = build_mllm(llm_dir, vision_dir)
+"""
+
+from pathlib import Path
+
+WORDS = ("a an the is there in image yes no what color red green blue ball box tree car one two three left right "
+         "of picture describe this how many are answer question please or and it on with").split()
+SPECIALS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+VOCAB_SIZE = 64  # tokenizer size == the tiny LLM's vocab; lntune adds <image> and <pad>
+
+TEXT_DIMS = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 num_key_value_heads=1, head_dim=8)
+
+
+def tiny_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + list(WORDS))}
+    for filler in range(VOCAB_SIZE - len(vocab)):
+        vocab[f"w{filler}"] = len(vocab)
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    assert len(tok) == VOCAB_SIZE
+    return tok
+
+
+def text_config(arch="llama", tie=False):
+    import transformers
+
+    common = dict(vocab_size=VOCAB_SIZE, tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2,
+                  max_position_embeddings=256, **TEXT_DIMS)
+    classes = {"llama": "LlamaConfig", "qwen2": "Qwen2Config", "qwen3": "Qwen3Config", "gemma2": "Gemma2Config",
+               "mistral": "MistralConfig"}
+    return getattr(transformers, classes[arch])(**common)
+
+
+def save_tiny_llm(path, arch="llama", tie=False, seed=0) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(text_config(arch, tie))
+    path = Path(path)
+    model.save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+def save_tiny_vision(path, kind="clip", image_size=32, patch_size=8, seed=0) -> Path:
+    import torch
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, SiglipImageProcessor,
+                              SiglipVisionConfig, SiglipVisionModel)
+
+    torch.manual_seed(seed)
+    dims = dict(hidden_size=12, intermediate_size=24, num_hidden_layers=2, num_attention_heads=2,
+                image_size=image_size, patch_size=patch_size)
+    if kind == "clip":
+        model = CLIPVisionModel(CLIPVisionConfig(**dims))
+        processor = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                       crop_size={"height": image_size, "width": image_size})
+    else:
+        model = SiglipVisionModel(SiglipVisionConfig(**dims))
+        processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    path = Path(path)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
