@@ -1,0 +1,109 @@
+"""MME scores, with the rules of the official eval_tool/calculation.py.
+
+    lntune score mme --results-dir DIR [--exclude landmark,artwork] [--json]
+
+or from Python: `score_mme(results_dir, exclude=())`. DIR holds one `<subtask>.txt` per subtask, each
+line `image<TAB>question<TAB>gt<TAB>response`, two consecutive lines per image (the official layout).
+
+Rules, as calculation.py applies them: lines are read as Python text lines (the response keeps its
+trailing newline); the response is lower-cased; exactly "yes"/"no" is that answer, else "yes" inside
+the first 4 characters is yes, else "no" inside them is no, else the answer is "other" and counts as
+wrong (`parse_mme_answer`). Subtask score = 100 x accuracy + 100 x accuracy+, accuracy+ being the share
+of images with both questions right. Perception = the sum over the 10 perception subtasks (max 2000),
+cognition over the 4 cognition subtasks (max 800); subtasks without a file are left out with a warning.
+`--exclude landmark,artwork` gives the authors' own 8-subtask perception (max 1600).
+"""
+
+import warnings
+from pathlib import Path
+
+from lntune.errors import LntuneError
+
+PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark",
+              "artwork", "OCR")
+COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
+_LAYOUT = ("one <subtask>.txt per MME subtask (e.g. existence.txt, OCR.txt), lines "
+           "'image<TAB>question<TAB>gt<TAB>response', two per image")
+
+
+def parse_mme_answer(text) -> str:
+    """'yes', 'no' or 'other' for one response, by the official rule (case-insensitive)."""
+    text = ("" if text is None else str(text)).lower()
+    if text in ("yes", "no"):
+        return text
+    head = text[:4]
+    if "yes" in head:
+        return "yes"
+    if "no" in head:
+        return "no"
+    return "other"
+
+
+def score_mme_file(path) -> dict:
+    """{"score", "acc", "acc_plus", "other"} of one subtask file (acc/acc_plus as fractions)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LntuneError(f"{path}: file not found (expected {_LAYOUT})")
+    # Text mode with universal newlines and readlines(), as the official script reads the file.
+    with open(path, encoding="utf-8") as handle:
+        try:
+            lines = handle.readlines()
+        except UnicodeDecodeError as err:
+            raise LntuneError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    if not lines:
+        raise LntuneError(f"{path}: empty (expected {_LAYOUT})")
+    if len(lines) % 2:
+        raise LntuneError(f"{path}: {len(lines)} lines, an odd number; expected two lines (questions) per image")
+    correct = both_right = other = 0
+    for first in range(0, len(lines), 2):
+        right_here = 0
+        for lineno in (first + 1, first + 2):
+            fields = lines[lineno - 1].split("\t")
+            if len(fields) != 4:
+                raise LntuneError(f"{path}:{lineno}: {len(fields)} tab-separated fields, expected 4 "
+                                  "(image, question, gt, response; a response must not contain a tab)")
+            gt = fields[2].lower()
+            if gt not in ("yes", "no"):
+                raise LntuneError(f"{path}:{lineno}: ground truth {fields[2]!r} is not Yes or No")
+            answer = parse_mme_answer(fields[3])
+            other += answer == "other"
+            right_here += answer == gt
+        correct += right_here
+        both_right += right_here == 2
+    acc = correct / len(lines)
+    acc_plus = both_right / (len(lines) // 2)
+    # Summed in the official order (acc first), so the float agrees to the last bit.
+    return {"score": acc * 100 + acc_plus * 100, "acc": acc, "acc_plus": acc_plus, "other": other}
+
+
+def score_mme(results_dir, exclude=()) -> dict:
+    """Official MME perception and cognition totals and per-subtask scores for a results folder.
+
+    exclude: subtask names to leave out (e.g. ("landmark", "artwork") for the paper's protocol).
+    Returns {"perception": float, "cognition": float, "subtasks": {name: score}}.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise LntuneError(f"{results_dir}: not a folder (expected {_LAYOUT})")
+    if isinstance(exclude, str):
+        exclude = [name for name in exclude.split(",") if name]
+    unknown = [name for name in exclude if name not in PERCEPTION + COGNITION]
+    if unknown:
+        raise LntuneError(f"unknown MME subtask(s) to exclude: {', '.join(unknown)} "
+                          f"(known: {', '.join(PERCEPTION + COGNITION)})")
+    wanted = [name for name in PERCEPTION + COGNITION if name not in exclude]
+    present = [name for name in wanted if (results_dir / f"{name}.txt").is_file()]
+    if not present:
+        raise LntuneError(f"{results_dir}: no MME result files found (expected {_LAYOUT})")
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        warnings.warn(f"{results_dir}: no results for MME subtask(s) {', '.join(missing)}; "
+                      "their scores are left out of the totals", stacklevel=2)
+    subtasks = {name: score_mme_file(results_dir / f"{name}.txt")["score"] for name in present}
+    perception = cognition = 0
+    for name in present:
+        if name in PERCEPTION:
+            perception += subtasks[name]
+        else:
+            cognition += subtasks[name]
+    return {"perception": float(perception), "cognition": float(cognition), "subtasks": subtasks}
