@@ -1,0 +1,155 @@
+"""The small interface every benchmark task implements, and helpers the tasks share.
+
+A task turns the official benchmark files under the data root into `Sample`s (an id, an image path and
+the chat messages of the prompt), parses each generated answer, writes the benchmark's official result
+files, and scores them with lntune.eval.metrics. The runner (lntune/eval/runner.py) does the rest:
+render prompts, batch, generate, append to the resume JSONL. One module per benchmark:
+
+    mme.py  vqav2.py  captioning.py (coco, flickr30k)  pope.py     registered in registry.py
+
+Protocols: "official" (each benchmark's own protocol, greedy) and "paper" (the authors' harness,
+UCSC-VLAA/Sight-Beyond-Text: sampling, short answers, MME without landmark/artwork, a seeded VQAv2
+subset with text demonstrations). See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lntune.errors import LntuneError
+
+IMAGE = "<image>"
+PROTOCOLS = ("official", "paper")
+
+
+@dataclass
+class Sample:
+    """One question: `id` is unique within its task (the resume key); `meta` holds what the outputs need."""
+
+    id: str
+    image: Path
+    messages: list[dict]
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Decoding:
+    """How a protocol decodes by default (the CLI can override each field)."""
+
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+
+
+# The authors' harness: `--num_beams 1 --do_sample --top_k 50`, temperature 0.2, max_generation_length 10.
+PAPER_DECODING = Decoding(max_new_tokens=10, do_sample=True, temperature=0.2, top_k=50)
+
+
+def user_turn(question: str) -> dict:
+    """The user message carrying the image, LLaVA style: "<image>\\n" + question."""
+    return {"role": "user", "content": f"{IMAGE}\n{question}"}
+
+
+def text_demo(question: str, answer: str) -> list[dict]:
+    """A text-only demonstration: one user and one assistant message, no image."""
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+class Task:
+    """Base class: subclasses set `name`, `official_max_new_tokens` and implement the abstract methods."""
+
+    name = ""
+    official_max_new_tokens = 16
+    # Where the task's files live under the data root, shown in missing-file errors.
+    layout = ""
+
+    def __init__(self, data_root, image_root=None, protocol: str = "official", seed: int = 42):
+        if protocol not in PROTOCOLS:
+            raise LntuneError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+        self.data_root = Path(data_root)
+        self.image_root = Path(image_root) if image_root is not None else self.data_root.parent / "images"
+        self.protocol = protocol
+        self.seed = seed
+
+    def decoding(self) -> Decoding:
+        if self.protocol == "paper":
+            return PAPER_DECODING
+        return Decoding(max_new_tokens=self.official_max_new_tokens)
+
+    def samples(self, limit: int | None = None) -> list[Sample]:
+        """The questions in document order (the first `limit` of them when given)."""
+        raise NotImplementedError
+
+    def parse(self, text: str) -> str:
+        """The answer that goes into the official result file, from the generated text."""
+        return text.strip()
+
+    def write_outputs(self, samples: list[Sample], answers: dict[str, dict], out_dir: Path) -> list[Path]:
+        """Write the official-format result files under out_dir/<task>/ from the JSONL records `answers` (by id)."""
+        raise NotImplementedError
+
+    def score(self, samples: list[Sample], answers: dict[str, dict], out_dir: Path) -> dict:
+        """Metrics of the written results (call after write_outputs)."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses ------------------------------------------------------------------
+
+    def require(self, path: Path, what: str) -> Path:
+        """`path` if it exists, else a LntuneError naming it and the expected layout."""
+        if not path.exists():
+            raise LntuneError(f"{self.name}: {what} not found: {path} (expected layout under the data root: "
+                              f"{self.layout}; see docs/evaluation.md)")
+        return path
+
+    def find_image(self, names: list[str], sample_id: str, folders: list[Path] | None = None) -> Path:
+        """The first existing `folder/name` (folders default to the image root and its task subfolders)."""
+        folders = folders if folders is not None else self.image_folders()
+        for folder in folders:
+            for name in names:
+                if name and (folder / name).is_file():
+                    return folder / name
+        raise LntuneError(
+            f"{self.name}: image for sample {sample_id} not found: looked for {names[0]!r} in "
+            f"{', '.join(str(f) for f in folders)} (set --image-root; see docs/evaluation.md)"
+        )
+
+    def image_folders(self) -> list[Path]:
+        return [self.image_root]
+
+    def task_dir(self, out_dir: Path) -> Path:
+        path = Path(out_dir) / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def read_json(path: Path, what: str):
+    """A JSON document, or a LntuneError naming the file, line and column that do not parse."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise LntuneError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({what}): {err.msg}") from None
+
+
+def read_json_lines(path: Path, what: str) -> list[dict]:
+    """JSON-lines records (blank lines skipped), or a LntuneError naming the bad line."""
+    records = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise LntuneError(f"{path}:{number}: not valid JSON ({what}): {err.msg}") from None
+    return records
+
+
+def write_json(path: Path, data) -> Path:
+    """Write JSON atomically (temporary file + rename), so a kill never leaves half a result file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
