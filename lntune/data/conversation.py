@@ -1,8 +1,8 @@
 """Render a conversation with the tokenizer's chat template and label exactly its assistant turns.
 
 `encode_conversation(tokenizer, messages)` returns input_ids and labels where every token is -100 except
-each assistant turn's content tokens and the turn's end marker (`<|im_end|>` for ChatML, `</s>` for Vicuna
-and Llama-2). It works for any template that renders turns as prefixes of the whole conversation:
+each assistant turn's content tokens and the turn's end marker (`<|im_end|>` for ChatML, `</s>` for Vicuna,
+` </s>` for Llama-2). It works for any template that renders turns as prefixes of the whole conversation:
 
 1. render the whole conversation, and for each assistant turn k the conversation up to k (with the
    generation prompt) and through k; the answer starts after the first and the turn ends with the second;
@@ -72,9 +72,8 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
         if start < 0:
             raise LntuneError(f"the text of assistant turn {i} does not appear in the rendered conversation")
         end = start + len(content)
-        tail = upto[end:]
-        tail_start = end + len(tail) - len(tail.lstrip())
-        spans.append((i, (start, end), (tail_start, tail_start + len(tail.strip()))))
+        # The end marker with any whitespace before it (Llama-2's " </s>"), not the newline after it (ChatML).
+        spans.append((i, (start, end), (end, end + len(upto[end:].rstrip()))))
     return full, spans
 
 
