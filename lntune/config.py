@@ -1,0 +1,249 @@
+"""Typed run configuration: dataclasses loaded from YAML, with dotted `key=value` overrides.
+
+    lntune train --config configs/world/stage2_layernorm.yaml train.lr=1e-3 output_dir=runs/x
+
+Every field has a docstring-style comment; unknown keys and bad values raise one error naming the key.
+Paths may use `${world}` and `${tower}` (filled from the `world:` section, which generates or finds the
+cached synthetic world and its vision tower) and `${config_dir}`.
+"""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lntune.errors import LntuneError
+
+
+@dataclass
+class WorldConfig:
+    preset: str = "quick"  # smoke | quick | full: the synthetic world to generate or reuse from the cache
+    seed: int = 0  # world seed
+    vision_objective: str = "contrastive"  # contrastive (aligned with language) | classification (Table 5)
+
+
+@dataclass
+class LoraConfig:
+    r: int = 32  # LoRA rank (the paper's text: 32)
+    alpha: int = 64  # LoRA alpha
+    dropout: float = 0.05  # LoRA dropout
+
+
+@dataclass
+class ModelConfig:
+    base: str | None = None  # start from this run dir or HF LLaVA dir (stage 2 points at stage 1); else build
+    llm: str = "embedded"  # causal-LM directory, or "embedded" for SmolLM2-135M-Instruct
+    vision: str = "${tower}"  # vision encoder directory (CLIP or SigLIP)
+    projector: str = "linear"  # linear (the paper's) | mlp2x_gelu (LLaVA-1.5)
+    vision_feature_layer: int = -2  # which vision hidden layer feeds the projector
+    chat_template: str | None = None  # force chatml | vicuna_v1 | llama2_chat; None keeps the tokenizer's
+    dtype: str = "float32"  # dtype of the frozen weights: float32 | bfloat16 | float16 (trainable stay fp32)
+    seed: int = 0  # projector initialisation seed
+
+
+@dataclass
+class DataConfig:
+    path: str = "${world}/instruct/mixed.json"  # LLaVA JSON (list or JSON lines)
+    image_folder: str = "${world}/images"  # image paths in the JSON are relative to this folder
+    data_types: list[str] | None = None  # e.g. [conversation]; None keeps every type
+    max_samples: int | None = None  # seeded subsample size
+    max_length: int = 2048  # tokens, image tokens included
+    truncation: str = "drop"  # drop | text: what to do with over-long samples (image tokens are never cut)
+    on_bad_sample: str = "error"  # error | skip
+    group_by_length: bool = True  # batch samples of similar length (less padding)
+    num_workers: int = 0  # DataLoader worker processes
+
+
+@dataclass
+class TrainConfig:
+    strategy: str = "layernorm"  # finetune | lora | attn-qv | attn-mlp | layernorm | layernorm-simple | connector
+    include_base: bool | None = None  # train projector/embeddings/head; None: the strategy's default
+    include_final_norm: bool = False  # also train the LLM's final norm
+    train_embeddings: bool | None = None  # within the base set; None: the strategy's default
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    epochs: int = 1  # passes over the data
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
+    batch_size: int = 8  # per device, per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    scheduler: str = "cosine"  # cosine | linear | constant
+    max_grad_norm: float | None = 1.0  # gradient clipping; None disables
+    seed: int = 0
+    mixed_precision: str = "no"  # no | bf16 | fp16 (autocast on GPU)
+    tf32: bool = True  # allow TF32 matmuls on Ampere+ GPUs
+    gradient_checkpointing: bool = False
+    save_steps: int | None = None  # checkpoint every N optimizer steps
+    save_total_limit: int = 2  # keep the newest K checkpoints
+    log_steps: int = 1
+    track_grads: list[int] | None = None  # decoder layers whose norm gradients are recorded every step (Fig. 4)
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "runs/default"
+    world: WorldConfig | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        choices = {
+            "model.projector": (self.model.projector, ("linear", "mlp2x_gelu")),
+            "model.dtype": (self.model.dtype, ("float32", "bfloat16", "float16")),
+            "train.scheduler": (self.train.scheduler, ("cosine", "linear", "constant")),
+            "train.mixed_precision": (self.train.mixed_precision, ("no", "bf16", "fp16")),
+            "data.truncation": (self.data.truncation, ("drop", "text")),
+            "data.on_bad_sample": (self.data.on_bad_sample, ("error", "skip")),
+        }
+        if self.world is not None:
+            choices["world.vision_objective"] = (self.world.vision_objective, ("contrastive", "classification"))
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise LntuneError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+        for key, value in {"train.batch_size": self.train.batch_size, "train.grad_accum": self.train.grad_accum,
+                           "train.epochs": self.train.epochs}.items():
+            if value < 1:
+                raise LntuneError(f"{key}: must be >= 1, got {value}")
+        if self.train.lr <= 0:
+            raise LntuneError(f"train.lr: must be positive, got {self.train.lr}")
+        if not 0 <= self.train.warmup_ratio < 1:
+            raise LntuneError(f"train.warmup_ratio: must be in [0, 1), got {self.train.warmup_ratio}")
+        from lntune.strategies import STRATEGIES
+
+        if self.train.strategy not in STRATEGIES:
+            raise LntuneError(f"train.strategy: unknown strategy {self.train.strategy!r}; valid: {', '.join(STRATEGIES)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path=None, overrides=(), data: dict | None = None) -> RunConfig:
+    """A RunConfig from a YAML file (or dict) plus `key=value` overrides (dotted keys, YAML values)."""
+    source = str(path) if path else "<config>"
+    if data is None:
+        data = {}
+        if path:
+            try:
+                data = yaml.safe_load(Path(path).read_text()) or {}
+            except FileNotFoundError:
+                raise LntuneError(f"{path}: config file not found") from None
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                raise LntuneError(f"{path}: invalid YAML{where}") from None
+    data = _deep_copy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise LntuneError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        _set_dotted(data, key.strip(), yaml.safe_load(value) if value != "" else None)
+    return _build(RunConfig, data, source, "")
+
+
+def _deep_copy(data):
+    return yaml.safe_load(yaml.safe_dump(data))
+
+
+def _set_dotted(data: dict, key: str, value):
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise LntuneError(f"override {key}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _build(cls, data, source, prefix):
+    if not isinstance(data, dict):
+        raise LntuneError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise LntuneError(f"{source}: unknown key {prefix + unknown[0]!r} (valid keys here: {', '.join(sorted(valid))})")
+    kwargs = {name: _coerce(hints[name], value, source, prefix + name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, source, key):
+    """Check/convert one value against its annotation (dataclass, list, optional, scalar)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise LntuneError(f"{source}: {key} must not be empty")
+    for option in (o for o in options if o is not type(None)):
+        try:
+            return _coerce_one(option, value, source, key)
+        except (TypeError, ValueError):
+            continue
+    raise LntuneError(f"{source}: {key}: {value!r} is not a valid {_type_name(hint)}")
+
+
+def _coerce_one(option, value, source, key):
+    if dataclasses.is_dataclass(option):
+        if not isinstance(value, dict):
+            raise TypeError("not a mapping")
+        return _build(option, value, source, key + ".")
+    if typing.get_origin(option) is list:
+        (item,) = typing.get_args(option)
+        items = value if isinstance(value, list) else [value]
+        return [_coerce_one(item, v, source, key) for v in items]
+    if option is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError("not a boolean")
+    if option is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.lstrip("-").isdigit()):
+            raise TypeError("not an integer")
+        return int(value)
+    if option is float:
+        if isinstance(value, bool):
+            raise TypeError("not a number")
+        return float(value)  # YAML reads "2e-3" as a string; float() accepts it
+    if option is str:
+        if isinstance(value, (dict, list)):
+            raise TypeError("not a string")
+        return str(value)
+    raise TypeError(f"unsupported type {option}")
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def resolve_paths(config: RunConfig, config_dir: Path | None = None) -> RunConfig:
+    """Fill `${world}`, `${tower}` and `${config_dir}` (generating/finding the cached world and tower)."""
+    values = {"config_dir": str(config_dir or Path.cwd())}
+    texts = [config.data.path, config.data.image_folder, config.model.vision, config.model.base or "", config.model.llm]
+    if any("${world}" in t or "${tower}" in t for t in texts):
+        if config.world is None:
+            raise LntuneError("the config uses ${world}/${tower} but has no `world:` section")
+        from lntune.world.cache import ensure_vision_tower, ensure_world
+
+        world = ensure_world(config.world.preset, config.world.seed)
+        values["world"] = str(world)
+        if any("${tower}" in t for t in texts):
+            values["tower"] = str(ensure_vision_tower(world, config.world.vision_objective, config.world.seed))
+
+    def fill(text):
+        if text is None:
+            return None
+        for name, value in values.items():
+            text = text.replace("${" + name + "}", value)
+        return text
+
+    config.data.path = fill(config.data.path)
+    config.data.image_folder = fill(config.data.image_folder)
+    config.model.vision = fill(config.model.vision)
+    config.model.base = fill(config.model.base)
+    config.model.llm = fill(config.model.llm)
+    return config

@@ -1,0 +1,1 @@
+"""Training: one explicit loop on accelerate (loop.py), atomic checkpoints with exact resume (checkpoint.py)."""

@@ -1,0 +1,110 @@
+"""Checkpoints that lose nothing, and the final trainable-only result.
+
+    output_dir/checkpoint-<step>/   trainable.safetensors, optimizer.pt, scheduler.pt, rng.pt, state.json
+    output_dir/trainable.safetensors + output_dir/lntune.json      the result (only what trained)
+
+Every folder is written under a temporary name and renamed (atomic); the newest `keep` are kept.
+Tensors go through safetensors; optimizer/scheduler/RNG state through torch.save and are read back with
+`torch.load(weights_only=True)` (never unpickling arbitrary objects). Python's and NumPy's RNG states go
+to JSON.
+"""
+
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from lntune.errors import LntuneError
+from lntune.model.load import RUN_FILE, TRAINABLE_FILE, load_trainable
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def trainable_state(model) -> dict:
+    """The trainable tensors by parameter name (a tied tensor once, under its first name), on CPU."""
+    return {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _atomic_dir(target: Path, write) -> Path:
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, state: dict, keep: int) -> Path:
+    """Write checkpoint-<step> atomically and prune all but the newest `keep`."""
+
+    def write(folder: Path):
+        save_file(trainable_state(model), str(folder / TRAINABLE_FILE))
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+        torch.save(scheduler.state_dict(), folder / "scheduler.pt")
+        torch.save({"torch": torch.get_rng_state()}, folder / "rng.pt")
+        rng = {"python": _jsonable(random.getstate()), "numpy": _jsonable(np.random.get_state())}
+        (folder / "state.json").write_text(json.dumps({**state, "rng": rng}, indent=1))
+
+    path = _atomic_dir(output_dir / f"checkpoint-{step}", write)
+    for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old)
+    return path
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints (temporary folders excluded), oldest first."""
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
+    """Restore weights, optimizer, scheduler and RNG states; returns the saved loop state."""
+    load_trainable(model, load_file(str(folder / TRAINABLE_FILE)), source=folder / TRAINABLE_FILE)
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    torch.set_rng_state(torch.load(folder / "rng.pt", weights_only=True)["torch"])
+    state = json.loads((folder / "state.json").read_text())
+    random.setstate(_tuples(state["rng"]["python"]))
+    numpy_state = state["rng"]["numpy"]
+    np.random.set_state((numpy_state[0], np.array(numpy_state[1], dtype=np.uint32), *numpy_state[2:]))
+    return state
+
+
+def save_result(output_dir: Path, model, run_meta: dict) -> None:
+    """The final result: only the trained tensors, plus what lntune needs to rebuild base + strategy."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / (TRAINABLE_FILE + ".tmp")
+    save_file(trainable_state(model), str(tmp))
+    tmp.replace(output_dir / TRAINABLE_FILE)
+    meta_tmp = output_dir / (RUN_FILE + ".tmp")
+    meta_tmp.write_text(json.dumps(run_meta, indent=2))
+    meta_tmp.replace(output_dir / RUN_FILE)
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def require_complete(folder: Path) -> None:
+    for name in (TRAINABLE_FILE, "optimizer.pt", "scheduler.pt", "rng.pt", "state.json"):
+        if not (folder / name).is_file():
+            raise LntuneError(f"{folder}: incomplete checkpoint (missing {name})")
