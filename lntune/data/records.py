@@ -27,6 +27,8 @@ ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assi
 def load_records(path: str | Path) -> list:
     """The records of a LLaVA JSON (list) or JSON-lines file; malformed JSON raises naming FILE:LINE:COL."""
     path = Path(path)
+    if path.is_dir():
+        raise LntuneError(f"{path}: is a folder; give a LLaVA JSON file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
