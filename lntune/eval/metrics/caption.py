@@ -32,6 +32,7 @@ from lntune.eval.metrics._io import first_few, load_json
 # Tokens pycocoevalcap's tokenizer drops after PTB tokenization (PTB writes brackets as -LRB- etc.).
 _DROPPED = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
             "...", ";"}
+_QUOTES = {'"', "\u201c", "\u201d", "\u2013", "\u2014"}  # and dashes, which PTB writes as "--"
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "{": "-lcb-", "}": "-rcb-", "[": "-lsb-", "]": "-rsb-"}
 # Characters other than "\n" that end a line for Python or Java; inside a caption they would shift the
 # tokenizer's output lines against the captions, so they become spaces before tokenizing.
@@ -109,12 +110,14 @@ def approximate_tokenize(text: str) -> str:
     Like the official pipeline, brackets survive as "-lrb-", "-rrb-", ... (PTB's names, lower-cased
     after the punctuation filter had looked for the upper-case ones).
     """
-    text = _LINE_BREAKS.sub(" ", text).lower()
+    text = _LINE_BREAKS.sub(" ", text).lower().replace("\u2019", "'").replace("\u2018", "'")
+    text = re.sub(r"\bcannot\b", "can not", text)
     text = re.sub(r"(\w)(n't)\b", r"\1 \2", text)
     text = re.sub(r"(\w)('(?:s|re|ve|ll|d|m))\b", r"\1 \2", text)
-    tokens = re.findall(r"n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,]\d+)+|\w+(?:-\w+)*|\.\.\.|--|\S", text)
+    tokens = re.findall(r"n't|'(?:s|re|ve|ll|d|m)\b|(?:[a-z]\.){2,}|\d+(?:[.,:]\d+)+|\w+(?:[-.']\w+)*|\.\.\.|--|\S",
+                        text)
     tokens = [_BRACKETS.get(t, t) for t in tokens]
-    return " ".join(t for t in tokens if t not in _DROPPED and t != '"')
+    return " ".join(t for t in tokens if t not in _DROPPED and t not in _QUOTES)
 
 
 def score_captions(references_path, predictions, split: str = "test", meteor: bool = False) -> dict:

@@ -94,7 +94,8 @@ def vqa_accuracy(prediction: str, answers: list) -> float:
     "leaving one out" leaves out every dict equal to it, as the official code does (real annotations
     have distinct answer_ids, so this only matters for hand-made files without them).
     """
-    records = [dict(a) if isinstance(a, dict) else {"answer": a} for a in answers]
+    # Plain strings are told apart by position, like dicts with distinct answer_ids.
+    records = [dict(a) if isinstance(a, dict) else {"answer": a, "position": i} for i, a in enumerate(answers)]
     if not records:
         raise LntuneError("vqa_accuracy: a question has no human answers")
     for rec in records:
