@@ -68,10 +68,10 @@ def test_without_java_the_result_is_marked_approximate(monkeypatch):
     with pytest.warns(UserWarning, match="java not found"):
         result = score_captions(REF1, PRED1)
     assert result["tokenizer"] == "approximate"
-    # Same metrics as the official ones to within 0.1 points on this sample (1 of its 2,000 captions
-    # tokenizes differently: "st." vs "st").
-    assert result["CIDEr"] == pytest.approx(100 * 0.20047174298948253, abs=0.1)
-    assert result["BLEU-4"] == pytest.approx(100 * 0.33970275556388957, abs=0.1)
+    # On this sample the fallback tokenizes all but one caption as PTB does (a prediction ending in
+    # "St." becomes "st" instead of "st."), which changes no n-gram match: the scores are the official ones.
+    assert (result["CIDEr"], result["BLEU-4"], result["ROUGE-L"]) == (
+        100 * 0.20047174298948253, 100 * 0.33970275556388957, 100 * 0.5019337657468612)
 
 
 def _tiny_references(tmp_path):

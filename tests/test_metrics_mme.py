@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from lntune.errors import LntuneError
-from lntune.eval.metrics.mme import COGNITION, PERCEPTION, parse_mme_answer, score_mme, score_mme_file
+from lntune.eval.metrics.mme import (COGNITION, PERCEPTION, mme_result_line, parse_mme_answer, score_mme,
+                                     score_mme_file)
 
 FIX = Path(__file__).parent / "fixtures" / "metrics" / "mme"
 
@@ -107,3 +108,10 @@ def test_other_answers_are_counted_wrong(tmp_path):
     stats = score_mme_file(tmp_path / "code_reasoning.txt")
     assert stats["score"] == CASE2["code_reasoning"]
     assert stats["other"] > 0
+
+
+def test_result_line_keeps_the_layout(tmp_path):
+    line = mme_result_line("a.jpg", "Is it red?\tPlease answer yes or no.", "Yes", "yes\nIt is red.\r\n")
+    assert line == "a.jpg\tIs it red? Please answer yes or no.\tYes\tyes It is red.\n"
+    (tmp_path / "color.txt").write_text(line + mme_result_line("a.jpg", "Is it blue?", "No", "No\tit is not"))
+    assert score_mme_file(tmp_path / "color.txt")["score"] == 200.0

@@ -39,6 +39,16 @@ def parse_mme_answer(text) -> str:
     return "other"
 
 
+def mme_result_line(image: str, question: str, gt: str, response: str) -> str:
+    """One line of an official results file; tabs and line breaks in the fields become spaces.
+
+    A tab or newline inside a response would break the official file layout; as a space it parses
+    the same (the first four characters of "yes\nIt is." and "yes It is." agree).
+    """
+    fields = [" ".join(str(f).replace("\t", " ").splitlines()) for f in (image, question, gt, response)]
+    return "\t".join(fields) + "\n"
+
+
 def score_mme_file(path) -> dict:
     """{"score", "acc", "acc_plus", "other"} of one subtask file (acc/acc_plus as fractions)."""
     path = Path(path)
