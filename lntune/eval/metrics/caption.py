@@ -42,8 +42,12 @@ _KARPATHY = "a Karpathy split JSON ({'images': [{'filename', 'cocoid'?, 'split',
 
 def load_references(references_path, split: str = "test") -> dict:
     """{image_id: [raw reference sentences]} for the images of `split`, in file order."""
+    return _split_references(_read_karpathy(references_path), split, references_path)
+
+
+def _split_references(images: list, split: str, references_path) -> dict:
     refs, splits = {}, set()
-    for image_id, image_split, sentences in _read_karpathy(references_path):
+    for image_id, image_split, sentences in images:
         splits.add(str(image_split))
         if image_split == split:
             refs[image_id] = sentences
@@ -126,9 +130,9 @@ def score_captions(references_path, predictions, split: str = "test", meteor: bo
     Returns {"CIDEr", "BLEU-4", "ROUGE-L", ["METEOR",] "images": n, "split": split,
     "tokenizer": "ptb" | "approximate"}.
     """
-    refs = load_references(references_path, split)
-    all_ids = [image_id for image_id, _, _ in _read_karpathy(references_path)]
-    hyps = match_predictions(refs, predictions, known_ids=all_ids)
+    images = _read_karpathy(references_path)
+    refs = _split_references(images, split, references_path)
+    hyps = match_predictions(refs, predictions, known_ids=[image_id for image_id, _, _ in images])
     have_java = shutil.which("java") is not None
     if have_java:
         gts, res = _ptb_tokenize(refs), _ptb_tokenize({k: [v] for k, v in hyps.items()})
