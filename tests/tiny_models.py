@@ -73,3 +73,35 @@ def save_tiny_vision(path, kind="clip", image_size=32, patch_size=8, seed=0) -> 
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
+
+
+def make_tiny_run_inputs(root, samples=24, seed=0) -> dict:
+    """Tiny LLM + CLIP + a LLaVA JSON of coloured squares (multi-turn on odd samples); returns a config dict."""
+    import json
+    import random
+
+    from PIL import Image
+
+    root = Path(root)
+    llm, vision = save_tiny_llm(root / "llm"), save_tiny_vision(root / "vision")
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    records = []
+    for i in range(samples):
+        color = rng.choice(list(COLORS))
+        Image.new("RGB", (32, 32), COLORS[color]).save(images / f"{i}.png")
+        turns = [{"from": "human", "value": "<image>\nwhat color is the ball"}, {"from": "gpt", "value": color}]
+        if i % 2:
+            turns += [{"from": "human", "value": "is there a ball"}, {"from": "gpt", "value": "yes there is a ball"}]
+        records.append({"id": f"s{i}", "image": f"{i}.png", "conversations": turns})
+    (root / "data.json").write_text(json.dumps(records))
+    return {
+        "output_dir": str(root / "run"),
+        "model": {"llm": str(llm), "vision": str(vision)},
+        "data": {"path": str(root / "data.json"), "image_folder": str(images)},
+        "train": {"strategy": "layernorm", "batch_size": 4, "lr": 1.0e-2, "max_steps": 6, "log_steps": 1},
+    }

@@ -63,7 +63,8 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     t = config.train
     out = Path(config.output_dir)
     _guard_output_dir(out, resume)
-    accelerator = Accelerator(mixed_precision=t.mixed_precision)
+    # cpu=True is what makes accelerate use gloo across processes (torchrun / accelerate launch) without a GPU
+    accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
     set_seed(t.seed)
@@ -124,7 +125,9 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         micro = epoch_plans(epoch)
         steps_this_epoch = plan.steps_per_epoch(len(micro), t.grad_accum)
         mine = [plan.rank_slice(b, rank, world) for b in micro[done_in_epoch * t.grad_accum: steps_this_epoch * t.grad_accum]]
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=mine, collate_fn=collate, num_workers=d.num_workers)
+        # Its own generator: creating an iterator must not draw from the global RNG (dropout), or resume would shift it.
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=mine, collate_fn=collate, num_workers=d.num_workers,
+                                             generator=torch.Generator().manual_seed(t.seed + epoch))
         batches = iter(loader)
         while done_in_epoch < steps_this_epoch and step < total_steps:
             group = [next(batches) for _ in range(t.grad_accum)]
