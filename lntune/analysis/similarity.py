@@ -87,11 +87,11 @@ def sample_similarity(model, batch: dict) -> torch.Tensor:
     try:
         with torch.no_grad(), autocast:
             model(**inputs, use_cache=False, logits_to_keep=1)  # the head's output is not needed
-            hidden = torch.stack(captured)
-            return cosine_similarity_matrices(hidden, inputs["attention_mask"].bool())
     finally:
         for handle in handles:
             handle.remove()
+    with torch.no_grad():  # outside autocast, which would run the einsum in bf16
+        return cosine_similarity_matrices(torch.stack(captured), inputs["attention_mask"].bool())
 
 
 def layer_similarity(model, processor, data_path, image_folder, samples: int = 32, seed: int = 0,
