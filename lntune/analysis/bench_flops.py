@@ -14,8 +14,8 @@ of its input and 2 more for its own gradient when it trains — "6·N·tokens wi
 Embedding lookups are not matmuls and count 0; so do biases, norms, activations and the attention score
 products (QK^T, AV), which makes the floor a lower bound.
 
-    from lntune.analysis.bench_flops import weight_groups, step_flop_floor
-    groups = weight_groups(model)          # after apply_strategy
+    from lntune.analysis.bench_flops import strategy_weight_groups, step_flop_floor
+    groups = strategy_weight_groups(model.config, StrategySpec("layernorm"))   # or weight_groups(model)
     flops = step_flop_floor(groups, tokens=1200, supervised=300, images=8, image_tokens=16)
 """
 
@@ -66,6 +66,17 @@ def weight_groups(model) -> WeightGroups:
             groups.decoder += n
             groups.decoder_trained += trained
     return groups
+
+
+def strategy_weight_groups(config, spec) -> WeightGroups:
+    """The groups of a LLaVA `config` with lntune's strategy `spec` applied, on the meta device (no memory):
+    the floor of a strategy, whichever implementation runs it (peft's copies and wrappers do not count)."""
+    from lntune.accounting import meta_model
+    from lntune.strategies import apply_strategy
+
+    model = meta_model(config)
+    apply_strategy(model, spec)
+    return weight_groups(model)
 
 
 def step_flop_floor(groups: WeightGroups, tokens: int, supervised: int, images: int, image_tokens: int,

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lntune.analysis.bench_flops import step_flop_floor, weight_groups
+from lntune.analysis.bench_flops import step_flop_floor, strategy_weight_groups
 
 
 def run_config(recipe: dict, strategy: str, output_dir: str = "bench-unused"):
@@ -177,12 +177,14 @@ def summarize(job: dict, ends: list[float], counts: list[dict], groups, image_to
     floors = [step_flop_floor(groups, c["tokens"], c["supervised"], c["images"], image_tokens, vision_tokens) for c in timed]
     trainable, total = count_trainable(model)
     seconds = sum(times)
+    text = model.config.get_text_config()
     return {"impl": job["impl"], "strategy": job["strategy"], "variant": job.get("variant", ""),
             "step_time_s": statistics.median(times), "tokens_per_s": sum(c["tokens"] for c in timed) / seconds,
             "peak_mem_mb": peak.peak_mb(), "peak_mem_scope": peak.scope, "trainable": trainable, "total": total,
             "flop_floor": statistics.mean(floors), "floor_gflops": sum(floors) / seconds / 1e9,
             "step_times_s": times, "steps": timed, "weights": groups.to_dict(), "image_tokens": image_tokens,
-            "vision_tokens": vision_tokens, **extra}
+            "vision_tokens": vision_tokens, "hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size,
+            **extra}
 
 
 def batch_counts(batch: dict) -> dict:
@@ -214,7 +216,7 @@ def run_lntune_row(job: dict) -> dict:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     build_s = time.perf_counter() - started
     image_tokens, vision_tokens = image_token_counts(model, processor)
-    groups = weight_groups(model)
+    groups = strategy_weight_groups(model.config, spec)
     _, batches = batch_plan(recipe, config, processor, steps)
     if job.get("variant") == "feature-cache":
         batches = _with_cached_features(model, batches, steps, accelerator.device)
@@ -286,11 +288,22 @@ class CachedTower(nn.Module):
 
 
 def run_job(job: dict) -> dict:
+    """Run one row, then measure the matmul rate in the same process and moment (same threads, same load)."""
+    from lntune.analysis.bench_matmul import matmul_gflops
+
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
     if job["impl"] == "hf-peft":
         from lntune.analysis.bench_baseline import run_hf_row
 
-        return run_hf_row(job)
-    return run_lntune_row(job)
+        row = run_hf_row(job)
+    else:
+        row = run_lntune_row(job)
+    recipe = job["recipe"]
+    dtype = "bfloat16" if recipe["mixed_precision"] == "bf16" and recipe["device"] == "cuda" else recipe["dtype"]
+    tokens = int(statistics.median(c["tokens"] for c in row["steps"]))
+    row["matmul"] = matmul_gflops(row["hidden_size"], row["intermediate_size"], tokens, dtype, recipe["device"])
+    return row
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,261 @@
+"""`lntune bench`: step time, tokens/s, peak memory, trainable parameters and FLOP floor per strategy.
+
+    lntune bench                                   # embedded default on CPU, lntune vs HF Trainer + peft
+    lntune bench --strategies layernorm,layernorm-simple --baselines none --json
+    lntune bench --preset llava-llama2-7b --random-init       # Table 2's memory column, CUDA only
+
+Every row (an implementation x a strategy) runs in its own process (lntune/analysis/bench_worker.py), so
+its peak memory is its own. The rows take turns over `rounds` rounds (the second in reverse order), so a
+neighbour's load on a shared machine spreads over all of them, and each row's timed steps of all rounds
+are pooled: median step time, tokens/s = tokens / seconds, the largest peak. Every worker also measures
+the matmul rate right after its steps; the run's rate is the median of those. A row's "matmul fraction"
+is its FLOP floor per second (lntune/analysis/bench_flops.py) over that rate.
+
+    from lntune.analysis.bench import run_bench, format_table
+    result = run_bench("tiny", strategies=["layernorm"], baselines=[], steps=2, warmup=1, rounds=1)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lntune.errors import LntuneError
+
+DEFAULT_STRATEGIES = ("finetune", "lora", "layernorm", "layernorm-simple")
+DEFAULT_BASELINES = ("layernorm", "lora")
+FEATURE_CACHE_STRATEGY = "layernorm-simple"
+
+
+def plan_jobs(recipe: dict, strategies, baselines, feature_cache: bool, steps: int, warmup: int,
+              threads: int | None) -> list[dict]:
+    """One job per row: lntune x strategies, hf-peft x baselines, and the sweep-level feature-cache row."""
+    from lntune.strategies import STRATEGIES
+
+    for name in list(strategies) + list(baselines):
+        if name not in STRATEGIES:
+            raise LntuneError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
+    from lntune.analysis.bench_baseline import BASELINE_STRATEGIES
+
+    unsupported = [b for b in baselines if b not in BASELINE_STRATEGIES]
+    if unsupported:
+        raise LntuneError(f"--baselines {unsupported[0]}: no HF Trainer + peft baseline for it; "
+                          f"baselines exist for {', '.join(BASELINE_STRATEGIES)}")
+    common = {"recipe": recipe, "steps": steps, "warmup": warmup, "threads": threads}
+    jobs = [{**common, "impl": "lntune", "strategy": s, "variant": ""} for s in strategies]
+    jobs += [{**common, "impl": "hf-peft", "strategy": s, "variant": ""} for s in baselines]
+    if feature_cache and FEATURE_CACHE_STRATEGY in strategies:
+        jobs.append({**common, "impl": "lntune", "strategy": FEATURE_CACHE_STRATEGY, "variant": "feature-cache"})
+    return jobs
+
+
+def row_key(row: dict) -> tuple:
+    return row["impl"], row["strategy"], row.get("variant", "")
+
+
+def run_bench(preset: str = "embedded", strategies=DEFAULT_STRATEGIES, baselines=DEFAULT_BASELINES,
+              steps: int = 3, warmup: int = 1, rounds: int = 2, feature_cache: bool = True, random_init: bool = False,
+              batch_size: int | None = None, threads: int | None = None, workdir=None, timeout_s: float = 1800,
+              progress: bool = True) -> dict:
+    """Run every row in its own process and return the result dict (see `lntune bench --json`)."""
+    from lntune.analysis.bench_presets import recipe as make_recipe
+    from lntune.paths import lntune_home
+
+    if steps < 1 or warmup < 0 or rounds < 1:
+        raise LntuneError(f"--steps must be >= 1, --warmup >= 0 and --rounds >= 1 (got {steps}, {warmup}, {rounds})")
+    started = time.perf_counter()
+    load_before = _load()
+    recipe = make_recipe(preset, workdir or lntune_home() / "bench", random_init=random_init, batch_size=batch_size)
+    jobs = plan_jobs(recipe, list(strategies), list(baselines), feature_cache, steps, warmup, threads)
+    order = [job for r in range(rounds) for job in (jobs if r % 2 == 0 else jobs[::-1])]
+    per_row: dict[tuple, list[dict]] = {}
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory(prefix="lntune-bench-") as tmp, \
+            tqdm(total=len(order), desc="bench", unit="row", disable=not progress, dynamic_ncols=True) as bar:
+        for i, job in enumerate(order):
+            bar.set_postfix_str(f"{job['impl']} {job['strategy']} {job['variant']}".strip())
+            row = _run_worker(job, Path(tmp) / f"job{i}", timeout_s)
+            per_row.setdefault(row_key(row), []).append(row)
+            bar.update(1)
+    rows = [merge_rounds(per_row[key]) for key in dict.fromkeys(row_key(j) for j in jobs)]
+    matmul = statistics.median(r["matmul"]["gflops"] for runs in per_row.values() for r in runs)
+    for row in rows:
+        row["matmul_fraction"] = row["floor_gflops"] / matmul
+    device = recipe["device"]
+    return {
+        "preset": preset, "random_init": random_init, "device": device,
+        "settings": {"batch_size": recipe["batch_size"], "steps": steps, "warmup": warmup, "rounds": rounds,
+                     "threads": threads or rows[0]["threads"], "dtype": recipe["dtype"],
+                     "mixed_precision": recipe["mixed_precision"], "gradient_checkpointing": recipe["gradient_checkpointing"],
+                     "lora": recipe["lora"], "vision": recipe.get("vision_note", "")},
+        "machine": machine_info(device, load_before),
+        "matmul_gflops": matmul,
+        "flop_floor": {row["strategy"]: row["flop_floor"] for row in rows if row["impl"] == "lntune" and not row["variant"]},
+        "targets": evaluate_targets(rows, device),
+        "rows": rows,
+        "elapsed_s": time.perf_counter() - started,
+    }
+
+
+def _run_worker(job: dict, base: Path, timeout_s: float) -> dict:
+    base.mkdir(parents=True)
+    job_file, row_file, log_file = base / "job.json", base / "row.json", base / "worker.log"
+    job_file.write_text(json.dumps(job))
+    env = dict(os.environ)
+    if job.get("threads"):
+        env["OMP_NUM_THREADS"] = str(job["threads"])
+    name = f"{job['impl']} {job['strategy']} {job['variant']}".strip()
+    with log_file.open("w") as log:
+        try:
+            done = subprocess.run([sys.executable, "-m", "lntune.analysis.bench_worker", str(job_file), str(row_file)],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise LntuneError(f"bench row '{name}' took longer than {timeout_s:.0f} s") from None
+    if done.returncode != 0 or not row_file.is_file():
+        lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+        raise LntuneError(f"bench row '{name}' failed (exit {done.returncode}): {lines[-1] if lines else 'no output'}")
+    return json.loads(row_file.read_text())
+
+
+def merge_rounds(runs: list[dict]) -> dict:
+    """One row from the same row's rounds: timed steps pooled, the largest peak memory."""
+    first = runs[0]
+    times = [t for r in runs for t in r["step_times_s"]]
+    steps = [s for r in runs for s in r["steps"]]
+    seconds = sum(times)
+    floors = [r["flop_floor"] * len(r["step_times_s"]) for r in runs]
+    return {
+        "impl": first["impl"], "strategy": first["strategy"], "variant": first.get("variant", ""),
+        "step_time_s": statistics.median(times), "tokens_per_s": sum(s["tokens"] for s in steps) / seconds,
+        "peak_mem_mb": max(r["peak_mem_mb"] for r in runs), "trainable": first["trainable"], "total": first["total"],
+        "flop_floor": sum(floors) / len(times), "floor_gflops": sum(floors) / seconds / 1e9,
+        "step_times_s": times, "tokens_per_step": [s["tokens"] for s in steps],
+        "peak_mem_by_round": [r["peak_mem_mb"] for r in runs], "peak_mem_scope": first["peak_mem_scope"],
+        "matmul_gflops_by_round": [r["matmul"]["gflops"] for r in runs], "build_s": statistics.median(r["build_s"] for r in runs),
+        "threads": first["threads"], "weights": first["weights"],
+    }
+
+
+def _find(rows, impl, strategy, variant=""):
+    return next((r for r in rows if row_key(r) == (impl, strategy, variant)), None)
+
+
+def evaluate_targets(rows: list[dict], device: str) -> dict:
+    """The issue's four targets, each {"value", "target", "met"} (met None when a row it needs is missing)."""
+    ln, simple = _find(rows, "lntune", "layernorm"), _find(rows, "lntune", "layernorm-simple")
+    finetune, lora = _find(rows, "lntune", "finetune"), _find(rows, "lntune", "lora")
+    hf_ln = _find(rows, "hf-peft", "layernorm")
+
+    def target(value, goal, ok):
+        return {"value": value, "target": goal, "met": None if value is None else bool(ok(value))}
+
+    step_ratio = simple["step_time_s"] / finetune["step_time_s"] if simple and finetune else None
+    mem_ratio = simple["peak_mem_mb"] / lora["peak_mem_mb"] if simple and lora else None
+    speedup = ln["tokens_per_s"] / hf_ln["tokens_per_s"] if ln and hf_ln else None
+    mem_vs_hf = ln["peak_mem_mb"] / hf_ln["peak_mem_mb"] if ln and hf_ln else None
+    mfu_goal = 0.4 if device == "cuda" else 0.5
+    fraction = simple.get("matmul_fraction") if simple else None
+    return {
+        "layernorm_simple_step_time_vs_finetune": target(step_ratio, "<= 0.72", lambda v: v <= 0.72),
+        "layernorm_simple_peak_mem_vs_lora": target(mem_ratio, "<= 0.70", lambda v: v <= 0.70),
+        "layernorm_tokens_per_s_vs_hf_peft": target(speedup, ">= 1.2", lambda v: v >= 1.2),
+        "layernorm_peak_mem_vs_hf_peft": target(mem_vs_hf, "<= 1.0", lambda v: v <= 1.0),
+        "layernorm_simple_matmul_fraction": target(fraction, f">= {mfu_goal}", lambda v: v >= mfu_goal),
+    }
+
+
+def machine_info(device: str, load_before) -> dict:
+    import torch
+
+    info = {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "load_avg_before": load_before, "load_avg_after": _load()}
+    try:
+        import peft
+        import transformers
+
+        info.update(transformers=transformers.__version__, peft=peft.__version__)
+    except ImportError:
+        pass
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _load():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def format_table(result: dict) -> str:
+    s = result["settings"]
+    m = result["machine"]
+    lines = [f"lntune bench --preset {result['preset']}: batch {s['batch_size']}, {s['steps']} timed steps after "
+             f"{s['warmup']} warm-up x {s['rounds']} rounds, {s['threads']} threads, {result['device']}",
+             f"machine: {m.get('gpu') or m['cpu']} ({m['cores']} cores), load avg {m['load_avg_before']} -> {m['load_avg_after']}; "
+             f"matmul rate {result['matmul_gflops']:.1f} GFLOP/s", "",
+             f"{'impl':<8}{'strategy':<18}{'variant':<15}{'step s':>8}{'tok/s':>9}{'peak MB':>9}{'trainable':>13}"
+             f"{'floor GF':>10}{'matmul %':>9}"]
+    for r in result["rows"]:
+        lines.append(f"{r['impl']:<8}{r['strategy']:<18}{r['variant'] or '-':<15}{r['step_time_s']:>8.3f}"
+                     f"{r['tokens_per_s']:>9.0f}{r['peak_mem_mb']:>9.0f}{r['trainable']:>13,}"
+                     f"{r['flop_floor'] / 1e9:>10.1f}{100 * r['matmul_fraction']:>8.0f}%")
+    lines += ["", "targets:"]
+    for name, t in result["targets"].items():
+        value = "not measured" if t["value"] is None else f"{t['value']:.3f}"
+        verdict = {True: "met", False: "MISSED", None: "-"}[t["met"]]
+        lines.append(f"  {name:<42}{value:>14}  (target {t['target']})  {verdict}")
+    return "\n".join(lines)
+
+
+def plot_chart(result: dict, out_png) -> Path:
+    """Two panels: median step time and peak memory per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    labels = [f"{r['impl']}\n{r['strategy']}" + (f"\n{r['variant']}" if r["variant"] else "") for r in rows]
+    colors = ["#3b75af" if r["impl"] == "lntune" else "#e0823d" for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.3 * len(rows) * 2), 4.2))
+    for ax, key, title in ((axes[0], "step_time_s", "median step time (s)"), (axes[1], "peak_mem_mb", "peak memory (MB)")):
+        ax.bar(range(len(rows)), [r[key] for r in rows], color=colors)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    m = result["machine"]
+    fig.suptitle(f"lntune bench --preset {result['preset']} ({m.get('gpu') or m['cpu']}, batch "
+                 f"{result['settings']['batch_size']}; blue: lntune, orange: HF Trainer + peft)", fontsize=9)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def public_json(result: dict) -> dict:
+    """The `--json` document: rows with the issue's keys first, details after."""
+    keys = ("impl", "strategy", "step_time_s", "tokens_per_s", "peak_mem_mb", "trainable")
+    rows = [{**{k: r[k] for k in keys}, **{k: v for k, v in r.items() if k not in keys}} for r in result["rows"]]
+    return {**result, "rows": rows}
