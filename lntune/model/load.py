@@ -79,6 +79,8 @@ def _load_run(path: Path, dtype):
     apply_strategy(model, StrategySpec.from_dict(meta["strategy"]))
     load_trainable(model, load_file(str(weights_file)), source=weights_file)
     model.requires_grad_(False)
+    if dtype is not None:
+        model.to(dtype)  # trained tensors were kept in fp32 (master weights); inference wants one dtype
     return model, processor
 
 

@@ -17,7 +17,7 @@ class TrainLogger:
         self.bar = self.writer = None
         if not enabled:
             return
-        _truncate_after(self.path, start_step)
+        truncate_jsonl(self.path, start_step)
         from tqdm import tqdm
 
         self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
@@ -52,7 +52,8 @@ class TrainLogger:
             self.writer.close()
 
 
-def _truncate_after(path: Path, step: int) -> None:
+def truncate_jsonl(path: Path, step: int) -> None:
+    """Keep only the rows of a per-step JSONL file up to `step` (all of them gone when step is 0)."""
     if not path.exists():
         return
     rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]

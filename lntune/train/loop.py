@@ -23,7 +23,7 @@ from lntune.strategies import StrategySpec, apply_strategy
 from lntune.train import batches as plan
 from lntune.train.checkpoint import list_checkpoints, load_checkpoint, require_complete, save_checkpoint, save_result
 from lntune.train.grad_stats import GradRecorder
-from lntune.train.logger import TrainLogger, peak_memory_mb, plot_loss_curve
+from lntune.train.logger import TrainLogger, peak_memory_mb, plot_loss_curve, truncate_jsonl
 from lntune.train.loss import SupervisedLoss, supervised_tokens
 from lntune.train.summary import print_trainable_summary
 
@@ -71,7 +71,7 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        (out / "run_config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     model, processor = build_model(config)
     spec = strategy_spec(config)
@@ -117,8 +117,8 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     collate = LlavaCollator(processor.tokenizer.pad_token_id)
     logger = TrainLogger(out, total_steps, step, enabled=main)
     grads = GradRecorder(model, t.track_grads or [], out / "grads.jsonl", enabled=main and bool(t.track_grads))
-    if main and step == 0 and (out / "grads.jsonl").exists():
-        (out / "grads.jsonl").unlink()
+    if main:
+        truncate_jsonl(out / "grads.jsonl", step)  # a resumed run must not record a step twice
     started = time.perf_counter()
     loss_value = float("nan")
     while step < total_steps:

@@ -1,0 +1,17 @@
+"""`lntune quickstart`: the main job on the embedded default, offline (what `make demo` runs)."""
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("quickstart", help="world -> vision tower -> stage 1 -> LayerNorm stage 2 -> evaluation")
+    parser.add_argument("--preset", default="quick", choices=["quick", "smoke"], help="quick (~10 min) or smoke (~3 min)")
+    parser.add_argument("--out", default="runs/quickstart", help="output directory")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from lntune.quickstart import quickstart
+
+    quickstart(args.preset, Path(args.out))
+    return 0

@@ -1,0 +1,88 @@
+"""The main job on the embedded default: world → vision tower → stage 1 → stage 2 (LayerNorm) → evaluation.
+
+    lntune quickstart --preset quick --out runs/quickstart      # what `make demo` runs (~10 min on 2 cores)
+    lntune quickstart --preset smoke --out /tmp/qs              # ~3 min, part of the test suite
+
+Offline. Re-running after a kill continues where it stopped (finished stages and evaluations are skipped).
+Writes DIR/results.json ({"models": {name: {task: {metric: value}}}}), DIR/report.md and DIR/results.png.
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lntune.pipeline import EVAL_TASKS, evaluate_run, run_stage, stage_config
+
+# Chance levels where a benchmark defines one: MME random guessing gives acc 50% and acc+ 25% per subtask
+# (75 points); POPE is balanced yes/no (50% accuracy).
+MME_CHANCE_PER_SUBTASK = 75.0
+POPE_CHANCE_ACCURACY = 50.0
+
+
+@dataclass
+class QuickstartPreset:
+    world: str
+    stage1: list[str] = field(default_factory=list)  # overrides of configs/world/stage1.yaml
+    stage2: list[str] = field(default_factory=list)  # overrides of configs/world/stage2_layernorm.yaml
+    eval_limit: int | None = None  # questions per task (per MME subtask / POPE split)
+    eval_batch_size: int = 16
+
+
+PRESETS = {
+    "smoke": QuickstartPreset(world="smoke", stage1=["train.max_steps=6", "train.batch_size=8", "train.save_steps=null"],
+                              stage2=["train.max_steps=8", "train.batch_size=8", "train.save_steps=null"],
+                              eval_limit=4, eval_batch_size=8),
+    "quick": QuickstartPreset(world="quick", stage1=["train.lr=2.0e-3"], stage2=["train.lr=2.0e-3"]),
+}
+
+
+def quickstart(preset: str, out: Path) -> dict:
+    from lntune.errors import LntuneError
+    from lntune.world.cache import ensure_vision_tower, ensure_world
+
+    if preset not in PRESETS:
+        raise LntuneError(f"unknown quickstart preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    started = time.perf_counter()
+
+    def timed(label, fn):
+        t0 = time.perf_counter()
+        print(f"\n== {label}")
+        value = fn()
+        timings[label] = round(time.perf_counter() - t0, 1)
+        return value
+
+    world = timed("world", lambda: ensure_world(p.world, 0))
+    timed("vision tower", lambda: ensure_vision_tower(world, "contrastive", 0))
+    common = [f"world.preset={p.world}", "world.seed=0"]
+    stage1 = timed("stage 1: projector", lambda: run_stage(
+        stage_config("world/stage1", common + p.stage1 + [f"output_dir={out / 'stage1'}"])))
+    stage2 = timed("stage 2: layernorm", lambda: run_stage(
+        stage_config("world/stage2_layernorm", common + p.stage2 + [f"output_dir={out / 'stage2-layernorm'}",
+                                                                   f"model.base={stage1}"])))
+    models = {}
+    for name, run_dir in (("stage-1 (connector only)", stage1), ("LayerNorm", stage2)):
+        models[name] = timed(f"evaluate {name}", lambda run_dir=run_dir, name=name: evaluate_run(
+            run_dir, out / "eval" / Path(run_dir).name, world / "eval", tasks=EVAL_TASKS, limit=p.eval_limit,
+            batch_size=p.eval_batch_size, name=name, image_root=world / "images", progress=True))
+    timings["total"] = round(time.perf_counter() - started, 1)
+    results = {"preset": preset, "world": str(world), "models": models, "chance": chance_levels(models),
+               "timings_s": timings}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    from lntune.reporting import plot_model_comparison, write_quickstart_report
+
+    plot_model_comparison(models, results["chance"], out / "results.png")
+    report = write_quickstart_report(results, out / "report.md")
+    print("\n" + report)
+    return results
+
+
+def chance_levels(models: dict) -> dict:
+    """The score of a random guesser, per task where one is defined."""
+    any_model = next(iter(models.values()))
+    mme_subtasks = len(any_model.get("mme", {}).get("subtasks", {})) or 4
+    return {"mme_perception": MME_CHANCE_PER_SUBTASK * mme_subtasks, "pope_accuracy": POPE_CHANCE_ACCURACY}

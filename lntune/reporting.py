@@ -1,0 +1,104 @@
+"""Result tables and plots shared by quickstart and reproduce: headline numbers, comparisons, bar charts.
+
+`headline(metrics)` reduces one model's {task: metrics} to the numbers a person compares:
+MME perception (and cognition where present), VQAv2 accuracy, COCO and Flickr30k CIDEr, POPE mean
+accuracy and mean F1 over the splits present.
+"""
+
+from pathlib import Path
+
+from lntune.eval.report import table1_markdown
+
+HEADLINE_LABELS = {
+    "mme_perception": "MME perception",
+    "mme_cognition": "MME cognition",
+    "vqav2": "VQAv2 acc",
+    "coco": "MSCOCO CIDEr",
+    "flickr30k": "Flickr30k CIDEr",
+    "pope_accuracy": "POPE acc (mean)",
+    "pope_f1": "POPE F1 (mean)",
+}
+
+
+def headline(metrics: dict) -> dict:
+    out = {}
+    if "mme" in metrics:
+        out["mme_perception"] = metrics["mme"]["perception"]
+        if metrics["mme"].get("cognition"):
+            out["mme_cognition"] = metrics["mme"]["cognition"]
+    if "vqav2" in metrics:
+        out["vqav2"] = metrics["vqav2"]["accuracy"]
+    for task in ("coco", "flickr30k"):
+        if task in metrics:
+            out[task] = metrics[task]["CIDEr"]
+    if "pope" in metrics:
+        out["pope_accuracy"] = metrics["pope"]["mean_accuracy"]
+        out["pope_f1"] = metrics["pope"]["mean_f1"]
+    return out
+
+
+def comparison_markdown(models: dict, baseline: str, chance: dict | None = None) -> str:
+    """A table of headline numbers per model, with the change against `baseline` and chance where defined."""
+    heads = {name: headline(m) for name, m in models.items()}
+    keys = [k for k in HEADLINE_LABELS if any(k in h for h in heads.values())]
+    lines = ["| metric | " + " | ".join(heads) + (" | chance |" if chance else " |"),
+             "|---|" + "---:|" * (len(heads) + (1 if chance else 0))]
+    for key in keys:
+        cells = []
+        for name, h in heads.items():
+            value = h.get(key)
+            delta = "" if name == baseline or value is None or key not in heads[baseline] else \
+                f" ({value - heads[baseline][key]:+.1f})"
+            cells.append("-" if value is None else f"{value:.1f}{delta}")
+        row = f"| {HEADLINE_LABELS[key]} | " + " | ".join(cells)
+        if chance:
+            row += f" | {chance[key]:.1f}" if key in chance else " | -"
+        lines.append(row + " |")
+    return "\n".join(lines) + "\n"
+
+
+def wins(models: dict, candidate: str, baseline: str) -> tuple[int, int]:
+    """(metrics where `candidate` beats `baseline`, metrics compared)."""
+    a, b = headline(models[candidate]), headline(models[baseline])
+    shared = [k for k in a if k in b]
+    return sum(a[k] > b[k] for k in shared), len(shared)
+
+
+def plot_model_comparison(models: dict, chance: dict, out_png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads = {name: headline(m) for name, m in models.items()}
+    keys = [k for k in HEADLINE_LABELS if any(k in h for h in heads.values())]
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.2 * len(keys), 3.2))
+    for ax, key in zip(axes if len(keys) > 1 else [axes], keys):
+        names = list(heads)
+        ax.bar(range(len(names)), [heads[n].get(key, 0) for n in names], color=[f"C{i}" for i in range(len(names))])
+        if key in chance:
+            ax.axhline(chance[key], color="gray", ls="--", lw=1, label="chance")
+        ax.set_title(HEADLINE_LABELS[key], fontsize=9)
+        ax.set_xticks(range(len(names)), [n.split(" ")[0] for n in names], rotation=30, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def write_quickstart_report(results: dict, path: Path) -> str:
+    models = results["models"]
+    baseline, tuned = list(models)[0], list(models)[-1]
+    won, compared = wins(models, tuned, baseline)
+    head_tuned, chance = headline(models[tuned]), results["chance"]
+    above_chance = [k for k in chance if k in head_tuned and head_tuned[k] > chance[k]]
+    text = (f"# lntune quickstart ({results['preset']})\n\n"
+            f"SmolLM2-135M-Instruct + the world's vision tower; world `{results['world']}`.\n\n"
+            "## Table 1 layout\n\n" + table1_markdown(list(models.items()), protocol="official") +
+            "\n## Headline numbers (change against the stage-1 model)\n\n" +
+            comparison_markdown(models, baseline, chance) +
+            f"\n{tuned} beats {baseline} on {won} of {compared} headline metrics, and is above chance on "
+            f"{len(above_chance)} of {len(chance)} metrics that have one ({', '.join(above_chance) or 'none'}).\n\n"
+            "## Time (seconds)\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["timings_s"].items()) + "\n")
+    Path(path).write_text(text)
+    return text

@@ -1,0 +1,95 @@
+"""Learning-rate sweeps: stage 2 once per learning rate, each evaluated on a selection task; pick the best.
+
+    lntune sweep --config configs/world/stage2_layernorm.yaml --lrs 2e-3,1e-3,6e-4 --select-task flickr30k
+
+The paper searches 11 values (PAPER_GRID) and selects by Flickr30k CIDEr. Resumable: finished runs and
+evaluations are skipped. Writes OUT/sweep.json, OUT/sweep.md and OUT/sweep.png (metric vs learning rate).
+"""
+
+import json
+from pathlib import Path
+
+from lntune.errors import LntuneError
+
+PAPER_GRID = (2e-3, 1e-3, 6e-4, 3e-4, 1e-4, 5e-5, 2e-5, 1e-5, 6e-6, 1e-6, 1e-7)
+
+
+def selection_metric(task: str, metrics: dict) -> float:
+    """The single number a sweep maximises for a task."""
+    if task in ("coco", "flickr30k"):
+        return metrics["CIDEr"]
+    if task == "vqav2":
+        return metrics["accuracy"]
+    if task == "pope":
+        return metrics["mean_f1"]
+    if task == "mme":
+        return metrics["perception"] + metrics.get("cognition", 0.0)
+    raise LntuneError(f"unknown selection task {task!r}; choose coco, flickr30k, vqav2, pope or mme")
+
+
+def lr_tag(lr: float) -> str:
+    return f"lr-{lr:.0e}".replace("e-0", "e-")
+
+
+def sweep(config_path, lrs, out, select_task="flickr30k", overrides=(), data_root=None, limit=None,
+          batch_size=8) -> dict:
+    from lntune.config import load_config, resolve_paths
+    from lntune.pipeline import evaluate_run, run_stage
+
+    selection_metric(select_task, {"CIDEr": 0, "accuracy": 0, "mean_f1": 0, "perception": 0})  # validate early
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for lr in lrs:
+        run_dir = out / lr_tag(lr)
+        config = resolve_paths(load_config(config_path, [*overrides, f"train.lr={lr}", f"output_dir={run_dir}"]),
+                               Path(config_path).resolve().parent)
+        root = Path(data_root) if data_root else _world_eval_root(config)
+        run_stage(config)
+        metrics = evaluate_run(run_dir, run_dir / "eval", root, tasks=(select_task,), limit=limit,
+                               batch_size=batch_size, name=lr_tag(lr), image_root=_image_root(config, data_root))
+        rows.append({"lr": lr, "run": str(run_dir), "metric": selection_metric(select_task, metrics[select_task])})
+    best = max(rows, key=lambda r: r["metric"])
+    result = {"select_task": select_task, "rows": rows, "best": best}
+    (out / "sweep.json").write_text(json.dumps(result, indent=2))
+    (out / "sweep.md").write_text(sweep_markdown(result))
+    plot_sweep(result, out / "sweep.png")
+    return result
+
+
+def _world_eval_root(config) -> Path:
+    if config.world is None:
+        raise LntuneError("--data-root is required when the config has no `world:` section")
+    return Path(config.data.image_folder).parent / "eval"
+
+
+def _image_root(config, data_root):
+    return None if data_root else Path(config.data.image_folder)
+
+
+def sweep_markdown(result: dict) -> str:
+    lines = [f"| learning rate | {result['select_task']} |", "|---:|---:|"]
+    for row in result["rows"]:
+        mark = " **best**" if row is result["best"] or row["lr"] == result["best"]["lr"] else ""
+        lines.append(f"| {row['lr']:.0e} | {row['metric']:.2f}{mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(result: dict, out_png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(result["rows"], key=lambda r: r["lr"])
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([r["lr"] for r in rows], [r["metric"] for r in rows], marker="o")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(result["select_task"])
+    ax.axvline(result["best"]["lr"], color="gray", ls="--", lw=1)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
