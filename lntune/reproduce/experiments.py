@@ -1,0 +1,442 @@
+"""The reproduction plan: which runs, evaluations and analyses `lntune reproduce` makes, and what each costs.
+
+    from lntune.reproduce.experiments import PRESETS, plan
+    jobs = plan(PRESETS["world-quick"], out=Path("runs/reproduce"))
+    sum(job.cost_s for job in jobs) / 60          # the planned budget in minutes (idle 2-core CPU)
+
+A preset says how big every piece is (world, learning-rate grid, steps, evaluation limits); `plan` turns it
+into an ordered list of `Job`s. Each job has a `done(ctx)` check on disk and an `action(ctx)` that does the
+work (skipping whatever is already finished) and returns a JSON-able result; lntune/reproduce/runner.py runs
+them with one progress bar weighted by `cost_s`.
+
+The experiments, mapped to the paper:
+
+    stage 1 (connector) once per vision tower                        (Sec. 3)
+    stage 2 x {finetune, lora, attn-qv, attn-mlp, layernorm, layernorm-simple} x the lr grid, each run
+        evaluated on Flickr30k; the best lr per strategy is that strategy's model           (Table 1, A1)
+    layernorm on equal-size conversation / detail / complex-reasoning subsets                (Fig. 2, Table 3)
+    connector-only, and norms-only with the connector frozen                                  (Table 4)
+    stage 1 + finetune + layernorm on the classification-pretrained tower                     (Table 5)
+    every model on the five world benchmarks; parameter counts, memory (lntune bench);
+    layer similarity and norm-gradient statistics of finetune vs layernorm                    (Table 2, 6, Fig. 3, 4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from lntune.errors import LntuneError
+
+STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple")
+SUBSET_TYPES = ("conversation", "detail", "complex_reasoning")
+SELECT_TASK = "flickr30k"
+
+# Seconds per optimizer step of 16 samples of SmolLM2-135M on an idle 2-core CPU, relative cost of each
+# strategy (frozen weights need no weight gradients). Only the progress bar's ETA and the planned budget use these.
+STEP_COST = {"finetune": 1.5, "lora": 1.3, "attn-qv": 1.15, "attn-mlp": 1.3, "layernorm": 1.0,
+             "layernorm-simple": 0.95, "connector": 0.9, "stage1": 0.6}
+
+
+@dataclass
+class ReproducePreset:
+    name: str
+    world: str  # world preset (lntune/world/presets.py)
+    lrs: tuple[float, ...]  # stage-2 learning-rate grid, swept for every strategy
+    stage1: list[str]  # overrides of configs/world/stage1.yaml
+    stage2: list[str]  # overrides shared by every stage-2 run (steps, samples, batch)
+    mix_samples: int | None  # samples of the instruct mix per stage-2 run (None: all)
+    subset_samples: int  # samples of each one-type subset (the paper: 20K against an 80K mix)
+    connector_lr: float  # Table 4's connector-only run (the paper's stage-1 lr)
+    sweep_limit: int | None  # Flickr30k test images per sweep evaluation
+    eval_limit: int | None  # questions per task (per MME subtask / POPE split) in the final evaluations
+    eval_batch_size: int
+    track_layers: list[int]  # decoder layers whose norm gradients are recorded (the paper's 11th and 21st)
+    similarity_samples: int
+    bench_preset: str | None  # `lntune bench` preset for the memory column; None skips it
+    model: list[str] = field(default_factory=list)  # model overrides (the smoke test's tiny random models)
+    model_classification: list[str] = field(default_factory=list)  # the same for the Table 5 tower
+    seconds_per_step: float = 3.0  # SmolLM2, 16 samples, layernorm, idle 2 cores (STEP_COST scales it)
+    seconds_per_question: float = 0.35  # evaluation, generation-bound (captions count 3 questions)
+    seconds_per_load: float = 8.0  # building/loading a model for a run or an evaluation
+    tower_seconds: float = 100.0  # training one world vision tower when not cached
+    bench_seconds: float = 150.0
+
+    def eval_questions(self, limit: int | None) -> int:
+        """Questions one full evaluation asks: MME 4 subtasks, VQAv2, two caption sets (x3: long answers), POPE 3 splits."""
+        if limit is None:
+            from lntune.world.presets import get_preset
+
+            p = get_preset(self.world)
+            return 4 * 2 * p.mme_images + p.vqav2_questions + 2 * 3 * p.karpathy_test + 3 * 6 * p.pope_images
+        return 4 * limit + limit + 2 * 3 * limit + 3 * limit
+
+
+def _steps(samples: int | None, world: str, batch: int = 16) -> int:
+    if samples is None:
+        from lntune.world.presets import get_preset
+
+        samples = 3 * get_preset(world).instruct_per_type
+    return max(1, samples // batch)
+
+
+PAPER_GRID = (2e-3, 1e-3, 6e-4, 3e-4, 1e-4, 5e-5, 2e-5, 1e-5, 6e-6, 1e-6, 1e-7)
+
+PRESETS = {
+    # ~45 min planned on an idle 2-core CPU: 24 steps of 16 samples per stage-2 run, two learning rates.
+    "world-quick": ReproducePreset(
+        name="world-quick", world="quick", lrs=(2e-3, 1e-4),
+        stage1=["train.max_steps=30", "train.save_steps=null"],
+        stage2=["train.max_steps=24", "train.save_steps=null"], mix_samples=384, subset_samples=96,
+        connector_lr=2e-3, sweep_limit=10, eval_limit=8, eval_batch_size=16, track_layers=[10, 20],
+        similarity_samples=16, bench_preset="embedded"),
+    # The paper's 11 learning rates, one epoch of the full world's mix, complete benchmarks: days on a CPU.
+    "world-full": ReproducePreset(
+        name="world-full", world="full", lrs=PAPER_GRID, stage1=["train.save_steps=200"],
+        stage2=["train.save_steps=100"], mix_samples=None, subset_samples=2250, connector_lr=2e-3,
+        sweep_limit=None, eval_limit=None, eval_batch_size=16, track_layers=[10, 20], similarity_samples=64,
+        bench_preset="embedded"),
+}
+
+
+def get_preset(name: str) -> ReproducePreset:
+    if name not in PRESETS:
+        raise LntuneError(f"unknown reproduce preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+@dataclass
+class Job:
+    key: str  # unique and stable: the runner's state file and the report refer to jobs by it
+    label: str  # shown beside the progress bar
+    cost_s: float  # planned seconds on an idle 2-core CPU
+    done: Callable[["Context"], bool]
+    action: Callable[["Context"], Any]
+
+
+@dataclass
+class Context:
+    """What jobs share: the preset, the output folder, and the results of jobs run before them."""
+
+    preset: ReproducePreset
+    out: Path
+    results: dict = field(default_factory=dict)  # job key -> the job's returned value
+
+    @property
+    def common(self) -> list[str]:
+        return [f"world.preset={self.preset.world}", "world.seed=0", *self.preset.model]
+
+    def world(self) -> Path:
+        from lntune.world.cache import ensure_world
+
+        return ensure_world(self.preset.world, 0, progress=False)
+
+    def eval_root(self) -> Path:
+        return self.world() / "eval"
+
+
+# ------------------------------------------------------------------------------------------- job makers
+
+def _trained(run_dir: Path) -> Callable[[Context], bool]:
+    return lambda ctx: (run_dir / "trainable.safetensors").is_file() and (run_dir / "lntune.json").is_file()
+
+
+def _evaluated(out_dir: Path, tasks) -> Callable[[Context], bool]:
+    def done(ctx):
+        import json
+
+        path = out_dir / "metrics.json"
+        return path.is_file() and all(t in json.loads(path.read_text()) for t in tasks)
+    return done
+
+
+def _file(path: Path) -> Callable[[Context], bool]:
+    return lambda ctx: path.is_file()
+
+
+def train_job(key: str, label: str, config_name: str, overrides: Callable[[Context], list[str]], run_dir: Path,
+              steps: int, strategy: str, p: ReproducePreset) -> Job:
+    """A training run; `overrides(ctx)` is called when the job starts (it may read earlier results)."""
+    from lntune.pipeline import run_stage, stage_config
+
+    def action(ctx):
+        return str(run_stage(stage_config(config_name, [*overrides(ctx), f"output_dir={run_dir}"])))
+
+    cost = p.seconds_per_load + steps * p.seconds_per_step * STEP_COST[strategy]
+    return Job(key, label, cost, _trained(run_dir), action)
+
+
+def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: Path, tasks, limit, questions: int,
+             p: ReproducePreset) -> Job:
+    from lntune.pipeline import evaluate_run
+
+    def action(ctx):
+        return evaluate_run(run_dir(ctx), out_dir, ctx.eval_root(), tasks=tuple(tasks), limit=limit,
+                            batch_size=p.eval_batch_size, name=key.split("/", 1)[1],
+                            image_root=ctx.world() / "images", progress=False)
+
+    return Job(key, label, p.seconds_per_load + questions * p.seconds_per_question, _evaluated(out_dir, tasks), action)
+
+
+def plan(p: ReproducePreset, out: Path) -> list[Job]:
+    """Every job of the reproduction, in the order they run (later jobs read earlier jobs' results)."""
+    from lntune.pipeline import EVAL_TASKS
+    from lntune.sweep import lr_tag
+
+    out = Path(out)
+    jobs: list[Job] = []
+    steps = _steps(p.mix_samples, p.world)
+    subset_steps = _steps(p.subset_samples, p.world)
+    stage1_steps = _stage1_steps(p)
+    full_questions = p.eval_questions(p.eval_limit)
+    sweep_questions = 3 * (p.sweep_limit or p.eval_questions(None) // 10)
+    mix = [f"data.max_samples={p.mix_samples}"] if p.mix_samples else []
+    tracked = [f"train.track_grads=[{','.join(map(str, p.track_layers))}]"] if p.track_layers else []
+
+    # --- world, towers, stage 1 (one per tower)
+    jobs.append(Job("world", "world", 5.0, lambda ctx: False, lambda ctx: str(ctx.world())))
+    for objective in ("contrastive", "classification"):
+        jobs.append(Job(f"tower/{objective}", f"vision tower ({objective})", 0.0 if p.model else p.tower_seconds,
+                        lambda ctx: False, lambda ctx, o=objective: _tower(ctx, o)))
+    stage1 = {"contrastive": out / "stage1", "classification": out / "stage1-classification"}
+    jobs.append(train_job("train/stage1", "stage 1 (connector)", "world/stage1", lambda ctx: [*ctx.common, *p.stage1],
+                          stage1["contrastive"], stage1_steps, "stage1", p))
+
+    def stage2(strategy, extra=(), tower="contrastive"):
+        base = stage1[tower]
+        cls = ["world.vision_objective=classification", *p.model_classification] if tower == "classification" else []
+        return lambda ctx, lr=None: [*ctx.common, *cls, *p.stage2, f"model.base={base}", *extra]
+
+    # --- Table 1 / A1: the learning-rate sweep of every strategy on the instruct mix
+    for strategy in STRATEGIES:
+        grads = tracked if strategy in ("finetune", "layernorm") else []
+        for lr in p.lrs:
+            run_dir = out / "sweep" / strategy / lr_tag(lr)
+            make = stage2(strategy, [*mix, *grads, f"train.lr={lr}"])
+            jobs.append(train_job(f"train/sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}",
+                                  f"world/stage2_{strategy}", make, run_dir, steps, strategy, p))
+            jobs.append(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}: {SELECT_TASK}",
+                                 lambda ctx, d=run_dir: d, run_dir / "eval", (SELECT_TASK,), p.sweep_limit,
+                                 sweep_questions, p))
+        jobs.append(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0, lambda ctx: False,
+                        lambda ctx, s=strategy, g=grads: _summarize_sweep(ctx, s, [*mix, *g])))
+        jobs.append(eval_job(f"eval/{strategy}", f"evaluate {strategy}", lambda ctx, s=strategy: best_run(ctx, s),
+                             out / "eval" / strategy, EVAL_TASKS, p.eval_limit, full_questions, p))
+
+    # --- Fig. 2 / Table 3: LayerNorm on one data type at a time, equal sizes, at LayerNorm's best lr
+    for kind in SUBSET_TYPES:
+        run_dir = out / "subsets" / kind
+        make = lambda ctx, k=kind: [*stage2("layernorm")(ctx), f"data.path=${{world}}/instruct/{k}.json",
+                                    f"data.max_samples={p.subset_samples}", f"train.lr={best_lr(ctx, 'layernorm')}"]
+        jobs.append(train_job(f"train/subset/{kind}", f"layernorm on {kind}", "world/stage2_layernorm", make, run_dir,
+                              subset_steps, "layernorm", p))
+        jobs.append(eval_job(f"eval/subset-{kind}", f"evaluate layernorm on {kind}", lambda ctx, d=run_dir: d,
+                             out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_questions, p))
+
+    # --- Table 4: connector only; norms only with the connector frozen (at LayerNorm's best lr)
+    connector = out / "table4" / "connector"
+    jobs.append(train_job("train/table4/connector", "connector only", "world/stage2_connector",
+                          stage2("connector", [*mix, f"train.lr={p.connector_lr}"]), connector, steps, "connector", p))
+    jobs.append(eval_job("eval/table4-connector", "evaluate connector only", lambda ctx: connector,
+                         out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_questions, p))
+    norms_only = out / "table4" / "layernorm-no-connector"
+    jobs.append(Job("train/table4/layernorm-no-connector", "norms only, connector frozen",
+                    p.seconds_per_load + steps * p.seconds_per_step * STEP_COST["layernorm-simple"],
+                    lambda ctx: _trained(norms_only)(ctx) or (norms_only / "reused.json").is_file(),
+                    lambda ctx: _norms_only(ctx, norms_only, stage2("layernorm", [*mix, "train.include_base=false"]))))
+    jobs.append(eval_job("eval/table4-layernorm", "evaluate norms only", lambda ctx: norms_only_run(ctx, norms_only),
+                         out / "eval" / "table4-layernorm", EVAL_TASKS, p.eval_limit, full_questions, p))
+
+    # --- Table 5: the classification-pretrained tower: its own stage 1, then finetune and layernorm
+    jobs.append(train_job("train/stage1-classification", "stage 1 on the classification tower", "world/stage1",
+                          lambda ctx: [*ctx.common, "world.vision_objective=classification", *p.model_classification,
+                                       *p.stage1], stage1["classification"], stage1_steps, "stage1", p))
+    for strategy in ("finetune", "layernorm"):
+        run_dir = out / "table5" / strategy
+        make = lambda ctx, s=strategy: [*stage2(s, mix, tower="classification")(ctx), f"train.lr={best_lr(ctx, s)}"]
+        jobs.append(train_job(f"train/table5/{strategy}", f"{strategy} on the classification tower",
+                              f"world/stage2_{strategy}", make, run_dir, steps, strategy, p))
+        jobs.append(eval_job(f"eval/table5-{strategy}", f"evaluate {strategy} (classification tower)",
+                             lambda ctx, d=run_dir: d, out / "eval" / f"table5-{strategy}", EVAL_TASKS, p.eval_limit,
+                             full_questions, p))
+
+    # --- Table 2, Table 6 / Fig. 3, Fig. 4
+    jobs.append(Job("params", "parameter counts", 2 * p.seconds_per_load + 10, _file(out / "analysis" / "params.json"),
+                    lambda ctx: _params(ctx)))
+    if p.bench_preset:
+        jobs.append(Job("bench", f"memory (lntune bench --preset {p.bench_preset})", p.bench_seconds,
+                        _file(out / "analysis" / "bench.json"), lambda ctx: _bench(ctx)))
+    jobs.append(Job("similarity", "layer similarity", 2 * (p.seconds_per_load + p.similarity_samples * 0.5),
+                    _file(out / "analysis" / "similarity.json"), lambda ctx: _similarity(ctx)))
+    if p.track_layers:
+        jobs.append(Job("gradients", "gradient statistics", 2.0, _file(out / "analysis" / "gradients.json"),
+                        lambda ctx: _gradients(ctx)))
+    return jobs
+
+
+def _stage1_steps(p: ReproducePreset) -> int:
+    for item in p.stage1:
+        if item.startswith("train.max_steps="):
+            return int(item.split("=", 1)[1])
+    from lntune.world.presets import get_preset
+
+    return max(1, get_preset(p.world).train_images // 16)
+
+
+# ------------------------------------------------------------------------------------------- actions
+
+def _tower(ctx: Context, objective: str) -> str | None:
+    if ctx.preset.model:  # explicit model directories (tests): no world tower needed
+        return None
+    from lntune.world.cache import ensure_vision_tower
+
+    return str(ensure_vision_tower(ctx.world(), objective, 0, progress=False))
+
+
+def _summarize_sweep(ctx: Context, strategy: str, extra: list[str]) -> dict:
+    """The sweep's table and plot (lntune.sweep.sweep finds every run and evaluation already done)."""
+    from lntune.pipeline import packaged_config
+    from lntune.sweep import sweep
+
+    p = ctx.preset
+    base = ctx.out / "stage1"
+    overrides = [*ctx.common, *p.stage2, f"model.base={base}", *extra]
+    result = sweep(packaged_config(f"world/stage2_{strategy}"), list(p.lrs), ctx.out / "sweep" / strategy,
+                   select_task=SELECT_TASK, overrides=overrides, data_root=ctx.eval_root(), limit=p.sweep_limit,
+                   batch_size=p.eval_batch_size)
+    return result
+
+
+def best_lr(ctx: Context, strategy: str) -> float:
+    return float(_sweep_result(ctx, strategy)["best"]["lr"])
+
+
+def best_run(ctx: Context, strategy: str) -> Path:
+    return Path(_sweep_result(ctx, strategy)["best"]["run"])
+
+
+def _sweep_result(ctx: Context, strategy: str) -> dict:
+    import json
+
+    key = f"sweep/{strategy}"
+    if key not in ctx.results:
+        path = ctx.out / "sweep" / strategy / "sweep.json"
+        if not path.is_file():
+            raise LntuneError(f"{path}: the {strategy} sweep has not finished; run the reproduction again")
+        ctx.results[key] = json.loads(path.read_text())
+    return ctx.results[key]
+
+
+def norms_only_run(ctx: Context, run_dir: Path) -> Path:
+    """Table 4's norms-only model: its own run, or the layernorm-simple run when that is the same experiment."""
+    import json
+
+    marker = run_dir / "reused.json"
+    return Path(json.loads(marker.read_text())["run"]) if marker.is_file() else run_dir
+
+
+def _norms_only(ctx: Context, run_dir: Path, overrides) -> str:
+    """Norms only with the connector frozen, at LayerNorm's best lr. layernorm with include_base=false trains
+    exactly layernorm-simple's parameters, so when layernorm-simple's best lr is the same, that run is reused."""
+    import json
+
+    from lntune.pipeline import run_stage, stage_config
+
+    lr = best_lr(ctx, "layernorm")
+    if best_lr(ctx, "layernorm-simple") == lr and not _trained(run_dir)(ctx):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        reused = str(best_run(ctx, "layernorm-simple"))
+        (run_dir / "reused.json").write_text(json.dumps({"run": reused, "lr": lr, "why": (
+            "layernorm with include_base=false trains the same parameters as layernorm-simple, on the same data "
+            "at the same learning rate")}))
+        return reused
+    return str(run_stage(stage_config("world/stage2_layernorm", [*overrides(ctx), f"train.lr={lr}",
+                                                                  f"output_dir={run_dir}"])))
+
+
+def _params(ctx: Context) -> dict:
+    """Trainable counts per strategy on the measured small model, and the 7B/13B presets (LoRA r=64, Table 2)."""
+    import json
+
+    from lntune.accounting import meta_model, preset_config, strategy_table
+    from lntune.model.load import load_mllm
+    from lntune.strategies import LoraOptions
+
+    path = ctx.out / "analysis" / "params.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    stage1 = ctx.out / "stage1"
+    lora_r = _lora_r(ctx)
+    small = strategy_table(lambda: load_mllm(stage1)[0], "measured", lora=LoraOptions(r=lora_r, alpha=2 * lora_r),
+                           strategies=STRATEGIES)
+    presets = {scale: strategy_table(lambda s=scale: meta_model(preset_config(f"llava-llama2-{s}")), scale,
+                                     lora=LoraOptions(r=64, alpha=128), strategies=STRATEGIES)
+               for scale in ("7b", "13b")}
+    result = {"measured": {**small, "lora_r": lora_r}, "presets": presets, "presets_lora_r": 64}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _lora_r(ctx: Context) -> int:
+    from lntune.pipeline import stage_config
+
+    return stage_config("world/stage2_lora", []).train.lora.r
+
+
+def _bench(ctx: Context) -> dict:
+    import json
+
+    from lntune.analysis.bench import public_json, run_bench
+
+    path = ctx.out / "analysis" / "bench.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = public_json(run_bench(ctx.preset.bench_preset, strategies=list(STRATEGIES), baselines=[], steps=2,
+                                   warmup=1, rounds=1, feature_cache=False, progress=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _similarity(ctx: Context) -> dict:
+    import json
+
+    from lntune.analysis import layer_similarity, plot_similarity
+    from lntune.model.load import load_mllm
+
+    path = ctx.out / "analysis" / "similarity.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    world = ctx.world()
+    results = {}
+    for strategy in ("finetune", "layernorm"):
+        model, processor = load_mllm(best_run(ctx, strategy))
+        model.eval()
+        results[strategy] = layer_similarity(model, processor, world / "instruct" / "mixed.json", world / "images",
+                                             samples=ctx.preset.similarity_samples, seed=0, batch_size=8)
+        del model
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_similarity(results, path.parent / "similarity.png")
+    result = {"models": results, "data": str(world / "instruct" / "mixed.json"),
+              "samples": ctx.preset.similarity_samples}
+    path.write_text(json.dumps(result))
+    return result
+
+
+def _gradients(ctx: Context) -> dict:
+    import json
+
+    from lntune.analysis import compare_summaries, gradient_summary, plot_gradients
+
+    path = ctx.out / "analysis" / "gradients.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    runs = {s: best_run(ctx, s) for s in ("layernorm", "finetune")}
+    summaries = {s: gradient_summary(run) for s, run in runs.items()}
+    result = {"runs": summaries, "ratios": compare_summaries(summaries["layernorm"], summaries["finetune"])}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_gradients(runs, path.parent / "gradients.png")
+    path.write_text(json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,73 @@
+"""Run the reproduction plan: every job in order, one overall progress bar with ETA, resumable.
+
+    from lntune.reproduce.runner import reproduce
+    reproduce("world-quick", Path("runs/reproduce"))        # or a ReproducePreset object (the smoke test's)
+
+Resuming: every job checks its own outputs on disk (a finished training run, a complete metrics.json, an
+analysis JSON) and is skipped when done; a half-finished training run resumes from its last checkpoint and a
+half-finished evaluation from its predictions file. So a killed reproduction is continued by running the same
+command again. The progress bar counts planned seconds (each job's `cost_s`), starting from the jobs already
+done, so its rate and ETA reflect the work left. DIR/jobs.json records planned and measured seconds per job.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from lntune.reproduce.experiments import Context, ReproducePreset, get_preset, plan
+
+JOBS_FILE = "jobs.json"
+
+
+def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report: bool = True) -> dict:
+    """Run (or continue) the reproduction into `out`; returns {"preset", "jobs": {key: record}, "results"} and,
+    with `report`, writes out/report.md, out/results.json and the figures."""
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(preset=p, out=out)
+    jobs = plan(p, out)
+    records = _read_records(out)
+    done_before = {job.key for job in jobs if job.done(ctx)}
+    planned = sum(job.cost_s for job in jobs)
+    print(f"lntune reproduce: preset {p.name}, {len(jobs)} jobs, planned {planned / 60:.0f} min on an idle 2-core CPU; "
+          f"{len(done_before)} already done", file=sys.stderr)
+    from tqdm import tqdm
+
+    bar = tqdm(total=round(planned), initial=round(sum(j.cost_s for j in jobs if j.key in done_before)),
+               unit="s", unit_scale=False, desc="reproduce", disable=not progress, dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} planned s [{elapsed}<{remaining}, {rate_fmt}] {postfix}")
+    try:
+        for job in jobs:
+            bar.set_postfix_str(job.label)
+            started = time.perf_counter()
+            ctx.results[job.key] = job.action(ctx)
+            seconds = time.perf_counter() - started
+            record = records.setdefault(job.key, {})
+            record.update(label=job.label, planned_s=round(job.cost_s, 1))
+            if job.key not in done_before:
+                record["measured_s"] = round(seconds, 1)
+                bar.update(round(job.cost_s))
+            _write_records(out, records)
+    finally:
+        bar.close()
+    outcome = {"preset": p.name, "jobs": records, "planned_s": round(planned, 1), "results": ctx.results}
+    if report:
+        from lntune.reproduce.report import write_report
+
+        write_report(ctx, records)
+    return outcome
+
+
+def _read_records(out: Path) -> dict:
+    path = out / JOBS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_records(out: Path, records: dict) -> None:
+    tmp = out / (JOBS_FILE + ".tmp")
+    tmp.write_text(json.dumps(records, indent=2))
+    tmp.replace(out / JOBS_FILE)
