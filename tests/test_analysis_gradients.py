@@ -72,7 +72,7 @@ def test_missing_file_says_how_to_record(tmp_path):
 
 def test_bad_line_is_named(tmp_path):
     (tmp_path / "grads.jsonl").write_text(json.dumps(_row(1, 0, "input_layernorm", 0, 1, 0, 1)) + "\n{oops\n")
-    with pytest.raises(LntuneError, match=r"grads.jsonl:2: invalid JSON"):
+    with pytest.raises(LntuneError, match=r"grads.jsonl:2:2: malformed JSON in gradient statistics"):
         read_series(tmp_path)
     (tmp_path / "grads.jsonl").write_text(json.dumps({"step": 1, "layer": 0, "norm": "x", "mean": 0}) + "\n")
     with pytest.raises(LntuneError, match=r"grads.jsonl:1: missing key 'std'"):

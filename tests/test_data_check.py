@@ -100,11 +100,11 @@ def test_malformed_json_line_and_column(tmp_path, capsys):
     path.write_text('[\n {"id": "a"}\n {"id": "b"}\n]\n')
     assert main(["data", "check", "--data", str(path)]) == 1
     out = capsys.readouterr().out
-    assert f"{path}:3:2: malformed JSON: Expecting ',' delimiter" in out
+    assert f"{path}:3:2: malformed JSON in a LLaVA JSON file: Expecting ',' delimiter" in out
     lines = tmp_path / "broken.jsonl"
     lines.write_text('{"id": "a"}\n{"id": "b",}\n')
     report = check_dataset(lines)
-    assert report.problems == [f"{lines}:2:12: malformed JSON: Expecting property name enclosed in double quotes"]
+    assert report.problems == [f"{lines}:2:12: malformed JSON in a LLaVA JSON-lines file: Expecting property name enclosed in double quotes"]
 
 
 def test_character_and_word_statistics():

@@ -18,15 +18,15 @@ def test_load_list_and_json_lines(tmp_path):
 
 
 def test_load_errors_name_the_file(tmp_path):
-    with pytest.raises(LntuneError, match=f"^{tmp_path / 'none.json'}: data file not found$"):
+    with pytest.raises(LntuneError, match=f"^{tmp_path / 'none.json'}: file not found \\(expected a LLaVA JSON file\\)$"):
         load_records(tmp_path / "none.json")
-    with pytest.raises(LntuneError, match="is a folder; give a LLaVA JSON file"):
+    with pytest.raises(LntuneError, match=r"is a folder \(expected a LLaVA JSON file\)"):
         load_records(tmp_path)
     (tmp_path / "obj.json").write_text('{\n"id": 1\n}')
     with pytest.raises(LntuneError, match="expected a JSON list of samples, found a dict"):
         load_records(tmp_path / "obj.json")
     (tmp_path / "bad.json").write_text('[{"id": 1},\n {"id": 2]\n')
-    with pytest.raises(LntuneError, match=r"bad\.json:2:10: malformed JSON: Expecting ',' delimiter"):
+    with pytest.raises(LntuneError, match=r"bad\.json:2:10: malformed JSON in a LLaVA JSON file: Expecting ',' delimiter"):
         load_records(tmp_path / "bad.json")
     (tmp_path / "latin.json").write_bytes(b'[{"id": "\xe9"}]')
     with pytest.raises(LntuneError, match="not UTF-8 text"):

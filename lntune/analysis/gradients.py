@@ -20,10 +20,10 @@ last row winning.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.jsonio import load_jsonl
 
 GRADS_FILE = "grads.jsonl"
 _REQUIRED = ("step", "layer", "norm", "mean", "std", "quantiles")
@@ -46,13 +46,8 @@ def read_series(run_dir, layers=None) -> dict[tuple[int, str], list[dict]]:
     """{(layer, norm): rows sorted by step} from a run's grads.jsonl, optionally only the given layers."""
     path = grads_path(run_dir)
     series: dict[tuple[int, str], dict[int, dict]] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise LntuneError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
+    for row in load_jsonl(path, "gradient statistics (grads.jsonl)"):
+        lineno = row.pop("_line")
         missing = [key for key in _REQUIRED if key not in row]
         if missing:
             raise LntuneError(f"{path}:{lineno}: missing key {missing[0]!r}")

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.jsonio import parse_json, parse_lines, read_text
 
 IMAGE_TAG = "<image>"
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -27,21 +28,10 @@ ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assi
 def load_records(path: str | Path) -> list:
     """The records of a LLaVA JSON (list) or JSON-lines file; malformed JSON raises naming FILE:LINE:COL."""
     path = Path(path)
-    if path.is_dir():
-        raise LntuneError(f"{path}: is a folder; give a LLaVA JSON file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LntuneError(f"{path}: data file not found") from None
-    except UnicodeDecodeError as err:
-        raise LntuneError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    stripped = text.lstrip()
-    if path.suffix == ".jsonl" or (stripped.startswith("{") and _looks_like_json_lines(text)):
-        return _load_json_lines(path, text)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise LntuneError(f"{path}:{err.lineno}:{err.colno}: malformed JSON: {err.msg}") from None
+    text = read_text(path, "a LLaVA JSON file")
+    if path.suffix == ".jsonl" or (text.lstrip().startswith("{") and _looks_like_json_lines(text)):
+        return parse_lines(text, path, "a LLaVA JSON-lines file", tag_lines=False)
+    data = parse_json(text, path, "a LLaVA JSON file")
     if not isinstance(data, list):
         raise LntuneError(f"{path}: expected a JSON list of samples, found a {type(data).__name__}")
     return data
@@ -54,18 +44,6 @@ def _looks_like_json_lines(text: str) -> bool:
         return isinstance(json.loads(first), dict)
     except json.JSONDecodeError:
         return False
-
-
-def _load_json_lines(path: Path, text: str) -> list:
-    records = []
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise LntuneError(f"{path}:{lineno}:{err.colno}: malformed JSON: {err.msg}") from None
-    return records
 
 
 def source_type(path: str | Path | None) -> str:

@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.eval.metrics._io import first_few, load_json
+from lntune.jsonio import first_few, load_json
 
 # Tokens pycocoevalcap's tokenizer drops after PTB tokenization (PTB writes brackets as -LRB- etc.).
 _DROPPED = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",

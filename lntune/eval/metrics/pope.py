@@ -17,7 +17,7 @@ precision, recall, F1 of the "yes" class and the share of "yes" answers, all in 
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.eval.metrics._io import first_few, load_jsonl, load_records, where
+from lntune.jsonio import first_few, load_jsonl, load_records, where
 
 SPLITS = ("random", "popular", "adversarial")
 LABEL_FILE = "coco_pope_{split}.json"

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.eval.metrics._io import first_few, load_json
+from lntune.jsonio import first_few, load_json
 
 _PUNCTUATION = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-",
                 ">", "<", "@", "`", ",", "?", "!"]

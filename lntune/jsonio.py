@@ -1,7 +1,7 @@
-"""Reading benchmark files for the scorers, with errors that name the file, line and column.
+"""Reading JSON and JSON-lines files with errors that name the file, line and column.
 
-Internal helper of lntune/eval/metrics/; the scorers accept either a path or already-loaded Python
-objects, and go through these functions only when given a path.
+Shared by the scorers, the data pipeline and the analyses: a missing file, non-UTF-8 text or malformed
+JSON becomes one LntuneError like `preds.jsonl:12:5: malformed JSON in POPE predictions: Expecting value`.
 """
 
 import json
@@ -13,22 +13,22 @@ from lntune.errors import LntuneError
 def load_json(path, what: str):
     """Parse one JSON document; `what` says what the file should hold (used in error messages)."""
     path = Path(path)
-    return _parse(_read_text(path, what), path, what)
+    return parse_json(read_text(path, what), path, what)
 
 
-def load_jsonl(path, what: str) -> list:
-    """Parse a JSON-lines file (blank lines skipped); each record gets its 1-based line number in `_line`."""
+def load_jsonl(path, what: str, tag_lines: bool = True) -> list:
+    """Parse a JSON-lines file (blank lines skipped); with `tag_lines` each record gets its line number in `_line`."""
     path = Path(path)
-    return _parse_lines(_read_text(path, what), path, what)
+    return parse_lines(read_text(path, what), path, what, tag_lines)
 
 
 def load_records(path, what: str) -> list:
     """Records from either a JSON array or a JSON-lines file (told apart by the first character)."""
     path = Path(path)
-    text = _read_text(path, what)
+    text = read_text(path, what)
     if not text.lstrip().startswith("["):
-        return _parse_lines(text, path, what)
-    data = _parse(text, path, what)
+        return parse_lines(text, path, what)
+    data = parse_json(text, path, what)
     for i, row in enumerate(data):
         if isinstance(row, dict):
             row["_line"] = f"item {i}"
@@ -52,7 +52,9 @@ def first_few(ids, n: int = 5) -> str:
     return shown + (", ..." if len(ids) > n else "")
 
 
-def _read_text(path: Path, what: str) -> str:
+def read_text(path: Path, what: str) -> str:
+    if path.is_dir():
+        raise LntuneError(f"{path}: is a folder (expected {what})")
     if not path.is_file():
         raise LntuneError(f"{path}: file not found (expected {what})")
     try:
@@ -61,14 +63,14 @@ def _read_text(path: Path, what: str) -> str:
         raise LntuneError(f"{path}: not UTF-8 text (byte {err.start}); expected {what}") from None
 
 
-def _parse(text: str, path: Path, what: str):
+def parse_json(text: str, path: Path, what: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise LntuneError(f"{path}:{err.lineno}:{err.colno}: malformed JSON in {what}: {err.msg}") from None
 
 
-def _parse_lines(text: str, path: Path, what: str) -> list:
+def parse_lines(text: str, path: Path, what: str, tag_lines: bool = True) -> list:
     rows = []
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -79,6 +81,7 @@ def _parse_lines(text: str, path: Path, what: str) -> list:
             raise LntuneError(f"{path}:{lineno}:{err.colno}: malformed JSON in {what}: {err.msg}") from None
         if not isinstance(row, dict):
             raise LntuneError(f"{path}:{lineno}: expected one JSON object per line in {what}")
-        row["_line"] = lineno
+        if tag_lines:
+            row["_line"] = lineno
         rows.append(row)
     return rows
