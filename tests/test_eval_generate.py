@@ -82,3 +82,21 @@ def test_sampling_follows_the_torch_seed(tiny):
                                     temperature=5.0))
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
+
+
+def test_throughput_measure_reports_each_batch_size(tiny):
+    from lntune.eval.throughput import bench_questions, format_throughput, measure_throughput
+
+    model, processor = tiny
+    prompts, images = bench_questions(processor, 3)
+    assert prompts[1] == "<|im_start|>user\n<image>\nIs there a car in the image?<|im_end|>\n<|im_start|>assistant\n"
+    assert images[0].size == (32, 32)
+    result = measure_throughput(model, processor, batch_sizes=(1, 4), questions=4, max_new_tokens=2, repeats=2)
+    assert list(result["batch_sizes"]) == [1, 4] and result["repeats"] == 2
+    for row in result["batch_sizes"].values():
+        assert len(row["all_seconds"]) == 2 and row["seconds"] == min(row["all_seconds"])
+        assert row["questions_per_s"] == round(4 / row["seconds"], 3)
+    rate = result["batch_sizes"]
+    assert result["speedup"] == round(rate[4]["questions_per_s"] / rate[1]["questions_per_s"], 2)
+    assert result["cpu_speedup"] == round(rate[4]["questions_per_cpu_s"] / rate[1]["questions_per_cpu_s"], 2)
+    assert format_throughput(result).splitlines()[-1].startswith("speedup (batch 4 vs 1): ")

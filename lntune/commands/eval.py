@@ -36,8 +36,10 @@ def register(subparsers):
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                         help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 can be faster on a busy machine)")
     parser.add_argument("--bench-batch", help="instead of evaluating, measure questions/s at these batch sizes, e.g. 1,8")
     parser.add_argument("--bench-questions", type=int, default=32, help="questions per batch size for --bench-batch")
+    parser.add_argument("--bench-repeats", type=int, default=3, help="passes per batch size; the fastest counts")
     parser.set_defaults(func=run)
 
 
@@ -58,6 +60,12 @@ def load_model(path, dtype="auto", device="auto"):
 def run(args) -> int:
     from pathlib import Path
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise LntuneError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.bench_batch:
         return _bench(args)
     if not args.data_root or not args.out:
@@ -94,7 +102,7 @@ def _bench(args) -> int:
         raise LntuneError(f"--bench-batch: batch sizes must be at least 1, got {args.bench_batch!r}")
     model, processor = load_model(args.model, args.dtype, args.device)
     result = measure_throughput(model, processor, batch_sizes=sizes, questions=args.bench_questions,
-                                max_new_tokens=args.max_new_tokens or 16)
+                                max_new_tokens=args.max_new_tokens or 16, repeats=args.bench_repeats)
     print(format_throughput(result))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -75,17 +75,15 @@ class Mme(Task):
             raise LntuneError(f"mme: {folder} holds no question files (<name>.txt with 'question<TAB>Yes|No' lines)")
         return samples
 
-    def parse(self, text: str) -> str:
-        # One line per answer in the result file: tabs and newlines would break the official reader.
-        return " ".join(text.replace("\t", " ").split())
-
     def write_outputs(self, samples, answers, out_dir) -> list[Path]:
+        from lntune.eval.metrics.mme import mme_result_line
+
         folder = self.task_dir(out_dir)
         lines: dict[str, list[str]] = {}
         for sample in samples:
             m = sample.meta
             response = self.parse(answers[sample.id]["text"])
-            lines.setdefault(m["subtask"], []).append(f"{m['image_name']}\t{m['question']}\t{m['gt']}\t{response}\n")
+            lines.setdefault(m["subtask"], []).append(mme_result_line(m["image_name"], m["question"], m["gt"], response))
         paths = []
         for subtask, rows in lines.items():
             path = folder / f"{subtask}.txt"

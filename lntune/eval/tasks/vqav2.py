@@ -8,7 +8,8 @@ when present, wins).
 
 Protocols:
   official  every question, zero-shot, "<question>\\nAnswer the question using a single word or phrase."
-            (LLaVA's prompt), greedy.
+            (LLaVA's prompt), greedy; the answer goes through the official answer normalisation
+            (lntune.eval.metrics.normalize_vqa_answer) as in LLaVA's submission script.
   paper     the authors' harness: numpy seed 42 draws 2,048 + 5,000 distinct questions, the first 2,048
             are the demonstration pool and the other 5,000 are evaluated; each question gets 3 text-only
             demonstrations (question, first human answer) drawn with Python's random seeded 42, the raw
@@ -56,6 +57,10 @@ class Vqav2(Task):
     def samples(self, limit: int | None = None) -> list[Sample]:
         questions, annotations = self.load()
         rows = questions["questions"]
+        for number, row in enumerate(rows, 1):
+            if not isinstance(row, dict) or not {"question_id", "question", "image_id"} <= row.keys():
+                raise LntuneError(f"{self.data_root / 'vqav2' / 'questions.json'}: question {number} lacks "
+                                  "question_id, question or image_id")
         if self.protocol == "paper":
             answers = {a["question_id"]: a for a in annotations["annotations"]}
             rows, demos = self._paper_subset(rows, answers)
@@ -63,19 +68,19 @@ class Vqav2(Task):
             demos = [[] for _ in rows]
         if limit is not None:
             rows, demos = rows[:limit], demos[:limit]
-        samples = []
-        for number, (row, shots) in enumerate(zip(rows, demos), 1):
-            if "question_id" not in row or "question" not in row or "image_id" not in row:
-                raise LntuneError(f"{self.data_root / 'vqav2' / 'questions.json'}: question {number} lacks "
-                                  "question_id, question or image_id")
+        samples, found = [], {}
+        for row, shots in zip(rows, demos):
             sample_id = str(row["question_id"])
             question = row["question"].strip()
             if self.protocol == "paper":
                 messages = [m for q, a in shots for m in text_demo(q, a)] + [user_turn(question)]
             else:
                 messages = [user_turn(question + OFFICIAL_SUFFIX)]
-            samples.append(Sample(id=sample_id, image=self.find_image(self._image_names(row), sample_id),
-                                  messages=messages, meta={"question_id": row["question_id"]}))
+            key = (row["image_id"], row.get("image"))
+            if key not in found:  # about five questions per image: look each image up once
+                found[key] = self.find_image(self._image_names(row), sample_id)
+            samples.append(Sample(id=sample_id, image=found[key], messages=messages,
+                                  meta={"question_id": row["question_id"]}))
         return samples
 
     @staticmethod
@@ -109,11 +114,14 @@ class Vqav2(Task):
         return evaluated, [rng.sample(pool, PAPER_SHOTS) for _ in evaluated]
 
     def parse(self, text: str) -> str:
-        text = " ".join(text.split())
         if self.protocol == "paper":
             text = re.split("Question|Answer|Short", text, maxsplit=1)[0]
-            text = re.split(", ", text, maxsplit=1)[0]
-        return text.strip()
+            return re.split(", ", text, maxsplit=1)[0].strip()
+        # The official normalisation, as LLaVA's submission script applies before writing results: the
+        # scorer itself normalises only questions whose ten human answers differ ("Yes" vs all "yes").
+        from lntune.eval.metrics.vqav2 import normalize_vqa_answer
+
+        return normalize_vqa_answer(text)
 
     def write_outputs(self, samples, answers, out_dir) -> list[Path]:
         results = [{"question_id": s.meta["question_id"], "answer": self.parse(answers[s.id]["text"])} for s in samples]
