@@ -36,26 +36,26 @@ def test_batched_greedy_equals_one_at_a_time(tiny):
     prompts, images = _inputs(processor)
     lengths = {len(processor.tokenizer(p)["input_ids"]) for p in prompts}
     assert len(lengths) == len(prompts)  # every row is padded differently
-    single = [generate_tokens(model, processor, [p], [i], max_new_tokens=12)[0] for p, i in zip(prompts, images)]
+    single = [generate_tokens(model, processor, [p], [i], max_new_tokens=8)[0] for p, i in zip(prompts, images)]
     assert all(len(row) > 0 for row in single)
     assert len({tuple(row) for row in single}) > 1
-    assert generate_tokens(model, processor, prompts, images, max_new_tokens=12) == single
-    assert generate_tokens(model, processor, prompts[:3], images[:3], max_new_tokens=12) == single[:3]
-    texts = generate_batch(model, processor, prompts, images, max_new_tokens=12)
+    assert generate_tokens(model, processor, prompts, images, max_new_tokens=8) == single
+    assert generate_tokens(model, processor, prompts[:3], images[:3], max_new_tokens=8) == single[:3]
+    texts = generate_batch(model, processor, prompts, images, max_new_tokens=8)
     assert texts == [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in single]
 
 
 def test_rows_stop_at_their_stop_token(tiny):
     model, processor = tiny
     prompts, images = _inputs(processor)
-    free = generate_tokens(model, processor, prompts, images, max_new_tokens=12)
+    free = generate_tokens(model, processor, prompts, images, max_new_tokens=8)
     stop = free[0][2]  # pretend the third token of row 0 ends the turn
     assert stop not in free[0][:2]
     before = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [processor.tokenizer.eos_token_id, stop]
     try:
         assert stop in stop_token_ids(model, processor.tokenizer)
-        cut = generate_tokens(model, processor, prompts, images, max_new_tokens=12)
+        cut = generate_tokens(model, processor, prompts, images, max_new_tokens=8)
     finally:
         model.generation_config.eos_token_id = before
     assert cut[0] == free[0][:2]

@@ -5,7 +5,7 @@ from lntune.eval.report import table1_cells, table1_markdown, write_report
 
 # LayerNorm row of MM-Vicuna-7B in the paper: 723.2/253.2, 17.06, 80.89, 48.01, 76.1/81.1/70.8.
 PAPER_LIKE = {
-    "mme": {"perception": 723.2, "cognition": 253.2, "subtasks": {}},
+    "mme": {"perception": 723.2, "cognition": 253.2, "subtasks": {"existence": 190.0, "code_reasoning": 60.0}},
     "vqav2": {"accuracy": 17.06},
     "coco": {"CIDEr": 80.89},
     "flickr30k": {"CIDEr": 48.0149},
@@ -17,6 +17,9 @@ PAPER_LIKE = {
 def test_cells_in_table1_order():
     assert table1_cells(PAPER_LIKE) == ["723.2/253.2", "17.06", "80.89", "48.01", "76.1/81.1/70.8"]
     assert table1_cells({"pope": {"random": {"accuracy": 50.0}}}) == ["-", "-", "-", "-", "-/50.0/-"]
+    # The world's MME has perception subtasks only: its cognition total (0) is not a score.
+    world_mme = {"perception": 200.0, "cognition": 0.0, "subtasks": {"existence": 100.0, "count": 100.0}}
+    assert table1_cells({"mme": world_mme})[0] == "200.0/-"
 
 
 def test_markdown_table(tmp_path):

@@ -108,6 +108,20 @@ def test_known_answers_give_exact_scores(tiny, bench, tmp_path, monkeypatch):
         "| model | 100.0/50.0 | - | - | - | 50.0/50.0/50.0 |")
 
 
+def test_paper_protocol_samples_with_the_authors_settings(tiny, bench, tmp_path):
+    model, processor = tiny
+    data, _ = bench
+    (data / "mme" / "landmark").mkdir()  # present but left out by the paper protocol
+    out = tmp_path / "paper"
+    metrics = evaluate(model, processor, ["vqav2", "mme"], data, out, protocol="paper", progress=False)
+    config = json.loads((out / "eval_config.json").read_text())
+    assert config["protocol"] == "paper" and config["seed"] == 42
+    assert config["decoding"]["vqav2"] == {"max_new_tokens": 10, "do_sample": True, "temperature": 0.2, "top_k": 50}
+    assert metrics["vqav2"]["questions"] == 5  # the seeded subset, scored alone
+    assert [r["question_id"] for r in json.loads((out / "vqav2" / "results.json").read_text())] == [32, 12, 21, 20, 30]
+    assert set(metrics["mme"]["subtasks"]) == {"existence", "posters", "code_reasoning"}
+
+
 def test_resume_after_a_kill_generates_only_the_rest(tiny, bench, tmp_path, monkeypatch):
     model, processor = tiny
     data, _ = bench

@@ -2,7 +2,8 @@
 
     | Model | MME (P/C) | VQAv2 | MSCOCO | Flickr30k | POPE acc (pop/rand/adv) |
 
-MME is perception/cognition (official totals; the paper protocol leaves out landmark and artwork);
+MME is perception/cognition (official totals; the paper protocol leaves out landmark and artwork; a
+side with no subtask run, like the world's cognition, shows "-");
 VQAv2 is the VQA accuracy; MSCOCO and Flickr30k are CIDEr x100 on the Karpathy test split; POPE is the
 accuracy (%) of the popular / random / adversarial splits, in that order: the paper's baseline rows
 (MiniGPT-4 69.7/79.7/65.2, mPLUG-Owl 50.9/54.0/50.7) are the POPE paper's accuracies in that order, and
@@ -23,9 +24,7 @@ MISSING = "-"
 
 def table1_cells(metrics: dict) -> list[str]:
     """The five value cells of one model's row from its {task: metrics} dict."""
-    cells = []
-    mme = metrics.get("mme")
-    cells.append(f"{mme['perception']:.1f}/{mme['cognition']:.1f}" if mme else MISSING)
+    cells = [_mme_cell(metrics["mme"]) if metrics.get("mme") else MISSING]
     vqa = metrics.get("vqav2")
     cells.append(f"{vqa['accuracy']:.2f}" if vqa else MISSING)
     for task in ("coco", "flickr30k"):
@@ -37,6 +36,16 @@ def table1_cells(metrics: dict) -> list[str]:
     else:
         cells.append(MISSING)
     return cells
+
+
+def _mme_cell(mme: dict) -> str:
+    """"P/C"; a side none of whose subtasks was run (the world has no cognition ones) shows "-"."""
+    from lntune.eval.tasks.mme import COGNITION, PERCEPTION
+
+    ran = set(mme.get("subtasks", {})) or set(PERCEPTION + COGNITION)
+    perception = f"{mme['perception']:.1f}" if ran & set(PERCEPTION) else MISSING
+    cognition = f"{mme['cognition']:.1f}" if ran & set(COGNITION) else MISSING
+    return f"{perception}/{cognition}"
 
 
 def table1_markdown(rows: list[tuple[str, dict]], protocol: str | None = None) -> str:
