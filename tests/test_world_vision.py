@@ -10,8 +10,8 @@ import pytest
 from lntune.cli import main as cli_main
 from lntune.errors import LntuneError
 from lntune.world.generate import generate_world, load_world
-from lntune.world.vision_tower import (build_caption_tokenizer, label_names, train_tower, train_tower_atomic,
-                                       world_fingerprint)
+from lntune.world.tower_objectives import build_caption_tokenizer, hard_negative, label_names
+from lntune.world.vision_tower import train_tower, train_tower_atomic, world_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,42 @@ def test_caption_tokenizer_is_word_level_over_the_vocabulary():
     assert tok.encode("a blue ball").ids == [2, 5, 1, 6, 3]
 
 
-def test_label_names_cover_presence_and_positions(world):
-    names = label_names(load_world(world))
-    assert len(names) == 14 + 8 + 4 * (14 + 8 + 2) == 118
-    assert names[0] == "category=ball" and "top left:color=red" in names and "bottom right:size=small" in names
+def test_hard_negative_captions_are_false_for_the_scene():
+    import random
+
+    from lntune.world import language as L
+    from lntune.world.scenes import sample_scene
+
+    rng = random.Random(0)
+    for _ in range(200):
+        scene = sample_scene(rng, 2, 64, 4)
+        wrong = hard_negative(scene, rng)
+        changed = [(a, b) for a, b in zip(scene.objects, wrong.objects) if a != b]
+        assert len(changed) == 1
+        (a, b), = changed
+        assert (a.category != b.category) != (a.color != b.color) and (a.cell, a.size) == (b.cell, b.size)
+        for caption in (L.coco_caption(wrong, rng), L.flickr_caption(wrong, rng)):
+            assert f"{b.color} {b.category}" in caption.lower()  # every caption names the changed object
+
+
+def test_classification_labels(world):
+    from lntune.world.scenes import Scene
+    from lntune.world.tower_objectives import classification_targets
+
+    w = load_world(world)
+    names = label_names(w)
+    assert len(names) == 14 + 8 and names[0] == "category=ball" and names[-1] == "color=brown"
+    scene = Scene.from_json(w["images"][0])
+    assert scene.to_json() == w["images"][0]
+    presence, cat, col, size = classification_targets([scene], w)
+    assert presence.shape == (1, 22) and cat.shape == col.shape == size.shape == (1, 4)
+    assert int(presence.sum()) == len(scene.categories()) + len({o.color for o in scene.objects})
+    for o in scene.objects:
+        cell = o.cell[0] * 2 + o.cell[1]
+        assert (cat[0, cell], col[0, cell], size[0, cell]) == (
+            w["categories"].index(o.category), w["colors"].index(o.color), w["sizes"].index(o.size))
+    empty = [c for c in range(4) if c not in {o.cell[0] * 2 + o.cell[1] for o in scene.objects}]
+    assert all(cat[0, c] == 14 and col[0, c] == -100 and size[0, c] == -100 for c in empty)
 
 
 def test_contrastive_tower_saves_loads_with_plain_transformers_and_is_deterministic(world, tmp_path):
@@ -43,7 +75,9 @@ def test_contrastive_tower_saves_loads_with_plain_transformers_and_is_determinis
     assert record["world"] == world_fingerprint(world)
     metrics = record["metrics"]
     assert metrics["train_images"] == 40 and metrics["held_out_images"] == 36
-    assert 0 <= metrics["held_out_retrieval_i2t@32"] <= 1 and 0 <= metrics["probe_cell_category_accuracy"] <= 1
+    for key in ("held_out_retrieval_i2t@32", "held_out_caption_vs_wrong_category", "probe_cell_category_accuracy",
+                "probe_cell_color_accuracy"):
+        assert 0 <= metrics[key] <= 1, key
 
     model = CLIPVisionModel.from_pretrained(tmp_path / "a")
     processor = AutoImageProcessor.from_pretrained(tmp_path / "a")
@@ -74,13 +108,14 @@ def test_classification_tower_and_caching(world, tmp_path, monkeypatch, capsys):
                                       threads=1)
     assert trained and CLIPVisionModel.from_pretrained(out).config.num_hidden_layers == 2
     metrics = json.loads((out / "tower.json").read_text())["metrics"]
-    assert 0 <= metrics["held_out_label_accuracy"] <= 1 and "held_out_retrieval_i2t@32" not in metrics
+    assert 0 <= metrics["held_out_category_f1"] <= 1 and 0 <= metrics["held_out_cell_category_accuracy"] <= 1
+    assert "held_out_retrieval_i2t@32" not in metrics
     assert train_tower_atomic(world, out, "classification", seed=0, steps=2, progress=False) == (out, False)
     with pytest.raises(LntuneError, match="already exists"):
         train_tower_atomic(world, out, "contrastive", seed=0, steps=2, progress=False)
 
     assert cli_main(["world", "vision", "--world", str(world), "--out", str(out), "--objective", "classification",
-                     "--steps", "2", "--quiet"]) == 0
+                     "--steps", "2", "--threads", "1", "--quiet"]) == 0
     assert "already up to date" in capsys.readouterr().out
 
     from lntune.world.cache import ensure_vision_tower, ensure_world
@@ -90,7 +125,7 @@ def test_classification_tower_and_caching(world, tmp_path, monkeypatch, capsys):
     assert cached.parent == tmp_path / "home" / "worlds" and cached.name.startswith("smoke-s0-v")
     assert (cached / "world.json").read_bytes() == (world / "world.json").read_bytes()
     assert ensure_world("smoke", seed=0) == cached
-    tower = ensure_vision_tower(cached, "contrastive", seed=0, progress=False)
+    tower = ensure_vision_tower(cached, "contrastive", seed=0, progress=False, threads=1)
     assert tower.parent == tmp_path / "home" / "towers" and "-contrastive-s0-v" in tower.name
     stamp = (tower / "model.safetensors").stat().st_mtime_ns
     assert ensure_vision_tower(cached, "contrastive", seed=0) == tower

@@ -43,12 +43,15 @@ def tower_cache_dir(world_dir, objective: str = "contrastive", seed: int = 0) ->
         f"{name}-{world_fingerprint(world_dir)[:12]}-{objective}-s{seed}-v{TOWER_VERSION}")
 
 
-def ensure_vision_tower(world_dir, objective: str = "contrastive", seed: int = 0, progress: bool = True) -> Path:
-    """The cached vision tower for this world (by content), objective and seed, trained on first use.
-    Load it with `CLIPVisionModel.from_pretrained(path)` and `AutoImageProcessor.from_pretrained(path)`."""
+def ensure_vision_tower(world_dir, objective: str = "contrastive", seed: int = 0, progress: bool = True,
+                        threads: int | None = None) -> Path:
+    """The cached vision tower for this world (by content), objective and seed, trained on first use
+    (with `threads` torch threads, default all cores). Load it with `CLIPVisionModel.from_pretrained(path)`
+    and `AutoImageProcessor.from_pretrained(path)`."""
     path = tower_cache_dir(world_dir, objective, seed)
     try:
-        train_tower_atomic(world_dir, path, objective=objective, seed=seed, progress=progress, force=True)
+        train_tower_atomic(world_dir, path, objective=objective, seed=seed, progress=progress, force=True,
+                           threads=threads)
     except OSError:
         if not (path / "tower.json").is_file():
             raise

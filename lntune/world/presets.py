@@ -5,7 +5,7 @@ evaluation images each file gets, and the small vision tower trained on the worl
 chosen by timing on a 2-core CPU:
 
 - smoke: a few seconds; used by the tests.
-- quick: the world behind `lntune quickstart` (generation ~2 s, vision tower ~1-2 min).
+- quick: the world behind `lntune quickstart` (generation ~4 s, vision tower ~1-2 min).
 - full:  the world behind `lntune reproduce --preset world-full`.
 
     python -c "from lntune.world.presets import get_preset; print(get_preset('quick'))"
@@ -22,19 +22,19 @@ from lntune.errors import LntuneError
 class TowerPreset:
     """The vision tower: a small CLIP ViT trained from scratch on the world's training images."""
 
-    hidden_size: int = 192
+    hidden_size: int = 128
     """Width of the ViT (the LLM's projector maps this to the LLM width)."""
     num_layers: int = 4
-    num_heads: int = 6
-    text_hidden_size: int = 128
+    num_heads: int = 4
+    text_hidden_size: int = 64
     """Width of the small CLIP text encoder used only by the contrastive objective."""
-    text_layers: int = 2
+    text_layers: int = 1
     projection_dim: int = 128
-    steps: int = 600
-    batch_size: int = 128
+    steps: int = 300
+    batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
-    warmup_steps: int = 40
+    warmup_steps: int = 20
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,14 @@ PRESETS = {
     "smoke": WorldPreset(
         name="smoke", train_images=40, instruct_per_type=12, karpathy_train=12, karpathy_val=2,
         karpathy_test=4, pope_images=4, mme_images=4, vqav2_questions=12,
-        tower=TowerPreset(hidden_size=64, num_layers=2, num_heads=2, text_hidden_size=64, text_layers=1,
-                          projection_dim=32, steps=20, batch_size=16, warmup_steps=2),
+        tower=TowerPreset(hidden_size=64, num_layers=2, num_heads=2, text_hidden_size=32, projection_dim=32,
+                          steps=20, batch_size=16, warmup_steps=2),
     ),
     "quick": WorldPreset(name="quick"),
     "full": WorldPreset(
         name="full", train_images=6000, instruct_per_type=3000, karpathy_train=2000, karpathy_val=100,
         karpathy_test=300, pope_images=100, mme_images=60, vqav2_questions=1002,
-        tower=TowerPreset(steps=3000),
+        tower=TowerPreset(steps=1200),
     ),
 }
 

@@ -108,6 +108,13 @@ class Scene:
     def count(self, category: str) -> int:
         return sum(o.category == category for o in self.objects)
 
+    @classmethod
+    def from_json(cls, entry: dict) -> "Scene":
+        """The inverse of to_json (one entry of world.json's "images")."""
+        objs = [WorldObject(o["category"], o["color"], o["size"], o["position"], tuple(o["cell"]), tuple(o["bbox"]))
+                for o in entry["objects"]]
+        return cls(entry["image_id"], entry["file"], entry["pool"], entry["theme"], entry["background"], objs)
+
     def to_json(self) -> dict:
         objects = []
         for o in self.objects:
@@ -124,14 +131,21 @@ def _weighted(rng: random.Random, weights: dict):
 
 
 def _bbox(rng: random.Random, cell, size, grid, image_size):
-    """A box inside the cell: large objects nearly fill it, small ones sit anywhere in it."""
+    """A box that lines up with the vision tower's patches: a large object fills its cell, a small one
+    fills one quarter of it (one 16 px patch at 64 px on a 2x2 grid); both jitter by at most 1 px."""
     cell_px = image_size / grid
-    side = round(cell_px * (0.84 if size == "large" else 0.5))
-    slack = int(cell_px) - side
-    margin = 1 if size == "large" else 2
-    lo, hi = margin, max(margin, slack - margin)
-    x0 = int(cell[1] * cell_px) + rng.randint(lo, hi)
-    y0 = int(cell[0] * cell_px) + rng.randint(lo, hi)
+    if size == "large":
+        side = round(cell_px * 0.875)
+        x0 = cell[1] * cell_px + (cell_px - side) / 2
+        y0 = cell[0] * cell_px + (cell_px - side) / 2
+    else:
+        half = cell_px / 2
+        side = round(half * 0.875)
+        x0 = cell[1] * cell_px + rng.randint(0, 1) * half + (half - side) / 2
+        y0 = cell[0] * cell_px + rng.randint(0, 1) * half + (half - side) / 2
+    x0, y0 = int(x0) + rng.randint(-1, 1), int(y0) + rng.randint(-1, 1)
+    x0 = min(max(x0, 0), image_size - side)
+    y0 = min(max(y0, 0), image_size - side)
     return (x0, y0, x0 + side, y0 + side)
 
 

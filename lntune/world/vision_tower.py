@@ -1,13 +1,7 @@
 """Pretrain the world's small vision tower: a Hugging Face `CLIPVisionModel` trained from scratch on the
-world's TRAINING images only.
-
-- objective "contrastive" (the paper's main setting, a language-aligned encoder like CLIP): a `CLIPModel`
-  whose text side is a small `CLIPTextModel` over a word-level tokenizer built (with `tokenizers`) from the
-  world's own caption vocabulary; CLIP's symmetric loss, where captions that are word-for-word identical
-  count as positives of each other.
-- objective "classification" (Table 5's ablation, an encoder not aligned with language, like an
-  ImageNet ViT): multi-label classification of object labels (categories, colours, and category / colour /
-  size at each grid position) from the pooled output.
+world's TRAINING images only, with one of the two objectives in tower_objectives.py ("contrastive":
+language-aligned like CLIP, the paper's main setting; "classification": object labels only, like an
+ImageNet ViT, the paper's Table 5 ablation).
 
 The output directory holds the vision model (safetensors), a `CLIPImageProcessor` for the world's
 resolution, and tower.json (settings, fingerprint of the world, held-out metrics). Plain transformers
@@ -28,18 +22,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.world import language as L
 from lntune.world.generate import load_world
 from lntune.world.presets import PRESETS, TowerPreset
-from lntune.world.scenes import Scene, WorldObject
+from lntune.world.scenes import Scene
+from lntune.world.tower_objectives import Classification, Contrastive
 
 TOWER_VERSION = 1
 """Bump whenever training changes for the same world, objective and seed (cache keys include it)."""
 
 OBJECTIVES = ("contrastive", "classification")
-CAPTIONS_PER_IMAGE = 8
 HELD_OUT_IMAGES = 256
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]  # eos id 3: CLIP pools at the first eos (id 2 means legacy argmax)
 
 
 def world_fingerprint(world_dir) -> str:
@@ -57,12 +49,6 @@ def tower_settings(world: dict, objective: str, seed: int, steps: int | None = N
         tower = replace(tower, steps=steps)
     return {"version": TOWER_VERSION, "objective": objective, "seed": seed, "tower": asdict(tower),
             "image_size": world["preset"]["image_size"], "patch_size": world["preset"]["patch_size"]}
-
-
-def _scene(entry: dict) -> Scene:
-    objs = [WorldObject(o["category"], o["color"], o["size"], o["position"], tuple(o["cell"]), tuple(o["bbox"]))
-            for o in entry["objects"]]
-    return Scene(entry["image_id"], entry["file"], entry["pool"], entry["theme"], entry["background"], objs)
 
 
 def image_processor(image_size: int):
@@ -90,54 +76,6 @@ def _pixels(world_dir: Path, scenes: list[Scene], processor):
     return torch.cat(out)
 
 
-def label_names(world: dict) -> list[str]:
-    """The classification objective's labels: what is present, and what is where."""
-    names = [f"category={c}" for c in world["categories"]] + [f"color={c}" for c in world["colors"]]
-    for p in world["positions"]:
-        names += [f"{p}:category={c}" for c in world["categories"]]
-        names += [f"{p}:color={c}" for c in world["colors"]]
-        names += [f"{p}:size={s}" for s in world["sizes"]]
-    return names
-
-
-def _labels(scene: Scene, index: dict[str, int]) -> list[int]:
-    on = set()
-    for o in scene.objects:
-        on |= {f"category={o.category}", f"color={o.color}", f"{o.position}:category={o.category}",
-               f"{o.position}:color={o.color}", f"{o.position}:size={o.size}"}
-    return sorted(index[n] for n in on)
-
-
-def build_caption_tokenizer(captions: list[str]):
-    """A word-level `tokenizers.Tokenizer` over the captions' words (lowercased, punctuation split off),
-    adding [BOS] ... [EOS] around every text."""
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
-
-    split = pre_tokenizers.Whitespace().pre_tokenize_str
-    words = sorted({word for c in captions for word, _span in split(c.lower())})
-    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS + words)}
-    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[BOS] $A [EOS]", special_tokens=[("[BOS]", vocab["[BOS]"]), ("[EOS]", vocab["[EOS]"])])
-    return tok
-
-
-def _encode(tok, texts: list[str]):
-    import torch
-
-    encs = tok.encode_batch(texts)
-    length = max(len(e.ids) for e in encs)
-    ids = torch.zeros(len(texts), length, dtype=torch.long)
-    mask = torch.zeros(len(texts), length, dtype=torch.long)
-    for i, e in enumerate(encs):
-        ids[i, : len(e.ids)] = torch.tensor(e.ids)
-        mask[i, : len(e.ids)] = 1
-    return ids, mask
-
-
 def _lr_at(step: int, t: TowerPreset) -> float:
     if step < t.warmup_steps:
         return t.lr * (step + 1) / t.warmup_steps
@@ -155,14 +93,6 @@ def _vision_config(settings: dict):
                             projection_dim=t["projection_dim"])
 
 
-def _multi_positive_ce(logits, same):
-    """Cross-entropy against a target spread evenly over all positives of each row."""
-    import torch
-
-    target = same.float() / same.float().sum(dim=1, keepdim=True)
-    return -(target * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
-
 def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, steps: int | None = None,
                 progress: bool = True, threads: int | None = None) -> dict:
     """Train the tower and save it into `out` (created; must not exist). Returns tower.json's content.
@@ -171,7 +101,7 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
     """
     import torch
     from tqdm import tqdm
-    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionModel
+    from transformers.utils import logging as hf_logging
 
     world_dir, out = Path(world_dir), Path(out)
     world = load_world(world_dir)
@@ -180,112 +110,56 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
     torch.set_num_threads(threads or os.cpu_count() or 1)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    rng = random.Random(f"lntune-tower/{seed}")
 
-    train = [_scene(e) for e in world["images"] if e["split"] == "train"]
-    held = [_scene(e) for e in world["images"] if e["split"] == "eval"]
+    train = [Scene.from_json(e) for e in world["images"] if e["split"] == "train"]
+    held = [Scene.from_json(e) for e in world["images"] if e["split"] == "eval"]
     held = random.Random(f"lntune-tower-heldout/{seed}").sample(held, min(HELD_OUT_IMAGES, len(held)))
     if not train:
         raise LntuneError(f"{world_dir / 'world.json'}: no training images")
     processor = image_processor(settings["image_size"])
     pixels, held_pixels = _pixels(world_dir, train, processor), _pixels(world_dir, held, processor)
-
     if objective == "contrastive":
-        captions = [[L.coco_caption(s, rng) if k % 2 == 0 else L.flickr_caption(s, rng)
-                     for k in range(CAPTIONS_PER_IMAGE)] for s in train]
-        held_captions = [L.coco_caption(s, rng) for s in held]
-        tok = build_caption_tokenizer([c for cs in captions for c in cs] + held_captions)
-        flat = [c for cs in captions for c in cs]
-        caption_ids = {c: i for i, c in enumerate(dict.fromkeys(flat))}
-        ids, mask = _encode(tok, flat)
-        key = torch.tensor([caption_ids[c] for c in flat])
-        text_config = CLIPTextConfig(vocab_size=tok.get_vocab_size(), hidden_size=t.text_hidden_size,
-                                     intermediate_size=4 * t.text_hidden_size, num_hidden_layers=t.text_layers,
-                                     num_attention_heads=max(1, t.text_hidden_size // 32),
-                                     max_position_embeddings=ids.shape[1] + 8, pad_token_id=0, bos_token_id=2,
-                                     eos_token_id=3, projection_dim=t.projection_dim)
-        config = CLIPConfig(text_config=text_config.to_dict(), vision_config=_vision_config(settings).to_dict(),
-                            projection_dim=t.projection_dim)
-        model = CLIPModel(config)
-        vision = model.vision_model
-        head = None
+        task = Contrastive(train, held, pixels, _vision_config(settings), t, random.Random(f"lntune-tower/{seed}"))
     else:
-        names = label_names(world)
-        index = {n: i for i, n in enumerate(names)}
-        targets = torch.zeros(len(train), len(names))
-        for i, s in enumerate(train):
-            targets[i, _labels(s, index)] = 1.0
-        held_targets = torch.zeros(len(held), len(names))
-        for i, s in enumerate(held):
-            held_targets[i, _labels(s, index)] = 1.0
-        vision_model = CLIPVisionModel(_vision_config(settings))
-        head = torch.nn.Linear(t.hidden_size, len(names))
-        model = torch.nn.ModuleDict({"vision": vision_model, "head": head})
-        vision = vision_model
+        task = Classification(train, held, pixels, _vision_config(settings), t, world)
 
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    task.model.train()
+    optimizer = torch.optim.AdamW(task.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     batch = min(t.batch_size, len(train))
     bar = tqdm(range(t.steps), desc=f"vision tower ({objective})", unit="step", disable=not progress)
     loss_value = float("nan")
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, t)
-        idx = torch.randperm(len(train), generator=gen)[:batch]
-        if objective == "contrastive":
-            pick = idx * CAPTIONS_PER_IMAGE + torch.randint(0, CAPTIONS_PER_IMAGE, (batch,), generator=gen)
-            width = int(mask[pick].sum(1).max())
-            output = model(input_ids=ids[pick, :width], attention_mask=mask[pick, :width], pixel_values=pixels[idx])
-            same = key[pick][:, None] == key[pick][None, :]
-            loss = (_multi_positive_ce(output.logits_per_image, same)
-                    + _multi_positive_ce(output.logits_per_text, same)) / 2
-        else:
-            pooled = model["vision"](pixel_values=pixels[idx]).pooler_output
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(model["head"](pooled), targets[idx])
+        loss = task.loss(torch.randperm(len(train), generator=gen)[:batch], gen)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(task.model.parameters(), 1.0)
         optimizer.step()
         loss_value = loss.item()
         if step % 10 == 0 or step == t.steps - 1:
             bar.set_postfix(loss=f"{loss_value:.3f}")
 
-    model.eval()
+    task.model.eval()
     metrics = {"final_loss": round(loss_value, 4), "train_images": len(train), "held_out_images": len(held)}
     with torch.no_grad():
-        if objective == "contrastive":
-            metrics.update(_retrieval(model, tok, held_pixels, held_captions))
-        else:
-            logits = model["head"](model["vision"](pixel_values=held_pixels).pooler_output)
-            pred = logits > 0
-            metrics["held_out_label_accuracy"] = round(float((pred == held_targets.bool()).float().mean()), 4)
-            metrics["held_out_exact_match"] = round(float((pred == held_targets.bool()).all(1).float().mean()), 4)
-        metrics.update(probe(vision, pixels, train, held_pixels, held, world, seed))
+        metrics.update(task.metrics(held_pixels))
+    metrics.update(probe(task.vision, pixels, train, held_pixels, held, world, seed))
 
     out.mkdir(parents=True)
-    vision.save_pretrained(out)
+    bars = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()  # save_pretrained's own shard bar
+    try:
+        task.vision.save_pretrained(out)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     processor.save_pretrained(out)
     record = {**settings, "world": world_fingerprint(world_dir), "world_preset": world["preset"].get("name"),
               "metrics": metrics}
     (out / "tower.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record
-
-
-def _retrieval(model, tok, held_pixels, held_captions, chunk: int = 32) -> dict:
-    """Top-1 image->caption and caption->image retrieval in groups of `chunk` held-out images (a hit when
-    the retrieved caption is the right text, so duplicate captions are not counted as errors)."""
-    import torch
-
-    i2t = t2i = total = 0
-    for k in range(0, len(held_captions), chunk):
-        caps = held_captions[k:k + chunk]
-        ids, mask = _encode(tok, caps)
-        logits = model(input_ids=ids, attention_mask=mask, pixel_values=held_pixels[k:k + chunk]).logits_per_image
-        i2t += sum(caps[j] == caps[i] for i, j in enumerate(logits.argmax(1).tolist()))
-        t2i += sum(caps[j] == caps[i] for i, j in enumerate(logits.argmax(0).tolist()))
-        total += len(caps)
-    return {f"held_out_retrieval_i2t@{chunk}": round(i2t / total, 4),
-            f"held_out_retrieval_t2i@{chunk}": round(t2i / total, 4)}
 
 
 def _cell_features(vision, pixels, grid: int):
