@@ -45,8 +45,9 @@ def run_generate(args) -> int:
     if args.force and out.exists() and any(out.iterdir()):
         if not (out / "world.json").is_file():
             raise LntuneError(f"{out}: --force only replaces a world directory (no world.json here)")
-        staged = generate_world(out.parent / f".{out.name}.new", preset=args.preset, seed=args.seed,
-                                progress=not args.quiet)
+        staged = out.parent / f".{out.name}.new"
+        shutil.rmtree(staged, ignore_errors=True)  # left by an interrupted --force
+        generate_world(staged, preset=args.preset, seed=args.seed, progress=not args.quiet)
         shutil.rmtree(out)
         staged.rename(out)
     else:
