@@ -286,13 +286,19 @@ def r_bigger(scene, rng):
     if len(objs) < 2:
         return None
     a, b = rng.sample(objs, 2)
-    q = rng.choice([f"Which is bigger, the {a.category} or the {b.category}?",
-                    f"Is the {a.category} bigger than the {b.category}?"])
     if a.size == b.size:
-        return q, f"Neither: the {a.category} and the {b.category} are both {a.size}, so they are about the same size."
-    big, small = (a, b) if a.size == "large" else (b, a)
-    return q, (f"The {big.category} is bigger. It is drawn large {L.position_phrase(big.position)}, while the "
-               f"{small.category} {L.position_phrase(small.position)} is small.")
+        why = f"the {a.category} and the {b.category} are both {a.size}, so they are about the same size."
+    else:
+        big, small = (a, b) if a.size == "large" else (b, a)
+        why = (f"the {big.category} is drawn large {L.position_phrase(big.position)}, while the {small.category} "
+               f"{L.position_phrase(small.position)} is small.")
+    if rng.random() < 0.5:
+        q = f"Which is bigger, the {a.category} or the {b.category}?"
+        lead = "Neither: " if a.size == b.size else f"The {a.category if a.size == 'large' else b.category}: "
+    else:
+        q = f"Is the {a.category} bigger than the {b.category}?"
+        lead = "Yes, " if (a.size, b.size) == ("large", "small") else "No, "
+    return q, lead + why
 
 
 def r_count_color(scene, rng):

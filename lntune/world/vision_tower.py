@@ -27,7 +27,7 @@ from lntune.world.presets import PRESETS, TowerPreset
 from lntune.world.scenes import Scene
 from lntune.world.tower_objectives import Classification, Contrastive
 
-TOWER_VERSION = 1
+TOWER_VERSION = 2
 """Bump whenever training changes for the same world, objective and seed (cache keys include it)."""
 
 OBJECTIVES = ("contrastive", "classification")
