@@ -4,11 +4,20 @@ The LM head of a 49k-token vocabulary is a large share of a small LLM's compute;
 positions whose next token is supervised (labels != -100) skips that work for image and prompt tokens.
 The loss is a token *sum* divided by a caller-given divisor, so that micro-batches and processes add up
 to the token mean of the whole optimizer step (exactly what one process with the global batch computes).
+
+The head and the cross-entropy are one step (`head_cross_entropy`): the supervised rows go through the
+head a chunk at a time, and each chunk's gradients (softmax minus one-hot, times the head weight or the
+hidden states) are taken right away, in the forward pass. The full logits and their log-softmax — rows x
+vocabulary floats, several times the size of one layer's activations — are never held, and the peak
+memory of a step (reached at the end of the forward pass) drops by that much. The FLOPs are the same.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Rows per chunk = this many logits / vocabulary size: 32 MB of fp32 logits at a time.
+_CHUNK_ELEMENTS = 8 * 2**20
 
 
 class SupervisedLoss(nn.Module):
@@ -23,8 +32,59 @@ class SupervisedLoss(nn.Module):
                                  use_cache=False).last_hidden_state
         targets = labels[:, 1:]
         keep = targets != -100
-        logits = self.mllm.lm_head(hidden[:, :-1][keep])
-        return F.cross_entropy(logits.float(), targets[keep], reduction="sum") / divisor
+        return head_cross_entropy(hidden[:, :-1][keep], self.mllm.lm_head, targets[keep]) / divisor
+
+
+def head_cross_entropy(hidden: torch.Tensor, head: nn.Module, targets: torch.Tensor) -> torch.Tensor:
+    """sum over rows of cross_entropy(head(hidden), targets), in fp32 (autocast applies to the matmuls)."""
+    if type(head) is not nn.Linear or head.bias is not None or head._forward_hooks or head._forward_pre_hooks:
+        return F.cross_entropy(head(hidden).float(), targets, reduction="sum")  # a wrapped or biased head
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+    chunk = max(16, _CHUNK_ELEMENTS // head.weight.shape[0])
+    return _HeadCrossEntropy.apply(hidden, head.weight, targets, chunk, dtype, torch.is_grad_enabled())
+
+
+class _HeadCrossEntropy(torch.autograd.Function):
+    """Forward: the summed loss, and (when grad is on) the gradients of hidden and weight for a loss
+    gradient of 1. Backward: those, times the incoming gradient (1 / divisor, or a loss scale)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk, dtype, track):
+        need_hidden = track and ctx.needs_input_grad[0]
+        need_weight = track and ctx.needs_input_grad[1]
+        w = weight.to(dtype)
+        grad_hidden = torch.empty_like(hidden) if need_hidden else None
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_weight else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        with torch.autocast(hidden.device.type, enabled=False):
+            for start in range(0, hidden.shape[0], chunk):
+                h, t = hidden[start:start + chunk].to(dtype), targets[start:start + chunk]
+                logits = (h @ w.t()).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+                if need_hidden or need_weight:
+                    probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+                    probs[torch.arange(len(t), device=t.device), t] -= 1.0
+                    g = probs.to(dtype)
+                    if need_hidden:
+                        grad_hidden[start:start + chunk] = g @ w
+                    if need_weight and dtype == torch.float32:
+                        grad_weight.addmm_(g.t(), h)
+                    elif need_weight:  # bf16/fp16 matmul (as autograd under autocast), accumulated in fp32
+                        grad_weight += g.t() @ h
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.weight_dtype = weight.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        if grad_hidden is not None:
+            grad_hidden = grad_hidden * grad_total.to(grad_hidden.dtype)
+        if grad_weight is not None:
+            grad_weight = (grad_weight * grad_total).to(ctx.weight_dtype)
+        return grad_hidden, grad_weight, None, None, None, None
 
 
 def supervised_tokens(labels: torch.Tensor) -> int:
