@@ -108,18 +108,13 @@ def run_hf_row(job: dict) -> dict:
     peak = worker.PeakMemory(recipe["device"])
     ends = []
 
-    def now():
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
     class Clock(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
             peak.reset()
-            ends.append(now())
+            ends.append(worker.stamp(recipe["device"]))
 
         def on_step_end(self, args, state, control, **kwargs):
-            ends.append(now())
+            ends.append(worker.stamp(recipe["device"]))
 
     with tempfile.TemporaryDirectory(prefix="lntune-bench-hf-") as out:
         args = TrainingArguments(

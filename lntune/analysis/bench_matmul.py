@@ -17,7 +17,8 @@ import time
 
 def matmul_gflops(hidden: int, intermediate: int, tokens: int = 1024, dtype: str = "float32", device: str = "cpu",
                   repeats: int = 5, min_seconds: float = 0.2) -> dict:
-    """{"gflops": median rate, "samples": [rate per repeat], "shapes": [...], "dtype", "device", "threads"}."""
+    """{"gflops": median rate per wall-clock second, "gflops_cpu": per second of this process's CPU time,
+    "samples": [rate per repeat], "shapes": [...], "dtype", "device", "threads"}."""
     import torch
 
     torch_dtype = getattr(torch, dtype)
@@ -41,15 +42,16 @@ def matmul_gflops(hidden: int, intermediate: int, tokens: int = 1024, dtype: str
     one_round()
     sync()
     rounds = max(1, int(min_seconds / max(time.perf_counter() - start, 1e-6)))
-    samples = []
+    samples, cpu_samples = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(rounds):
             one_round()
         sync()
         samples.append(flops_per_round * rounds / (time.perf_counter() - start) / 1e9)
-    return {"gflops": statistics.median(samples), "samples": samples, "shapes": shapes, "dtype": dtype,
-            "device": device, "threads": torch.get_num_threads()}
+        cpu_samples.append(flops_per_round * rounds / max(time.process_time() - cpu_start, 1e-9) / 1e9)
+    return {"gflops": statistics.median(samples), "gflops_cpu": statistics.median(cpu_samples), "samples": samples,
+            "cpu_samples": cpu_samples, "shapes": shapes, "dtype": dtype, "device": device, "threads": torch.get_num_threads()}
 
 
 def main(argv=None) -> None:

@@ -120,6 +120,7 @@ class PeakMemory:
     def __init__(self, device: str):
         self.device = device
         self.scope = "since reset"
+        self.at_reset_mb = 0.0
 
     def reset(self) -> None:
         gc.collect()
@@ -132,19 +133,34 @@ class PeakMemory:
             Path("/proc/self/clear_refs").write_text("5")
         except OSError:
             self.scope = "whole process (peak RSS could not be reset)"
+        self.at_reset_mb = self.current_mb()
+
+    def current_mb(self) -> float:
+        """Memory in use now: CUDA memory_allocated, or the resident set (VmRSS)."""
+        if self.device == "cuda":
+            return torch.cuda.memory_allocated() / 2**20
+        return _status_kb("VmRSS") / 1024
 
     def peak_mb(self) -> float:
         if self.device == "cuda":
             return torch.cuda.max_memory_allocated() / 2**20
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
+        peak = _status_kb("VmHWM")
+        if peak:
+            return peak / 1024
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_kb(field: str) -> int:
+    """A field of /proc/self/status in KiB (0 where there is no /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _malloc_trim() -> None:
@@ -168,11 +184,20 @@ def count_trainable(model) -> tuple[int, int]:
     return trainable, total
 
 
-def summarize(job: dict, ends: list[float], counts: list[dict], groups, image_tokens: int, vision_tokens: int,
+def stamp(device: str) -> tuple[float, float]:
+    """(wall clock, this process's CPU time) once the device is idle."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter(), time.process_time()
+
+
+def summarize(job: dict, ends: list[tuple], counts: list[dict], groups, image_tokens: int, vision_tokens: int,
               peak: PeakMemory, model, extra: dict) -> dict:
-    """The row: median timed step, tokens/s over the timed steps, peak memory, trainable, FLOP floor."""
+    """The row: median timed step (wall clock, and CPU time of the process), tokens/s over the timed steps,
+    peak memory, trainable parameters, FLOP floor. `ends` holds a `stamp()` before the first step and after each."""
     warmup = job["warmup"]
-    times = [b - a for a, b in zip(ends[:-1], ends[1:])][warmup:]
+    times = [b[0] - a[0] for a, b in zip(ends[:-1], ends[1:])][warmup:]
+    cpu_times = [b[1] - a[1] for a, b in zip(ends[:-1], ends[1:])][warmup:]
     timed = counts[warmup:]
     floors = [step_flop_floor(groups, c["tokens"], c["supervised"], c["images"], image_tokens, vision_tokens) for c in timed]
     trainable, total = count_trainable(model)
@@ -180,9 +205,9 @@ def summarize(job: dict, ends: list[float], counts: list[dict], groups, image_to
     text = model.config.get_text_config()
     return {"impl": job["impl"], "strategy": job["strategy"], "variant": job.get("variant", ""),
             "step_time_s": statistics.median(times), "tokens_per_s": sum(c["tokens"] for c in timed) / seconds,
-            "peak_mem_mb": peak.peak_mb(), "peak_mem_scope": peak.scope, "trainable": trainable, "total": total,
+            "peak_mem_mb": peak.peak_mb(), "peak_mem_scope": peak.scope, "mem_at_start_mb": peak.at_reset_mb, "trainable": trainable, "total": total,
             "flop_floor": statistics.mean(floors), "floor_gflops": sum(floors) / seconds / 1e9,
-            "step_times_s": times, "steps": timed, "weights": groups.to_dict(), "image_tokens": image_tokens,
+            "step_times_s": times, "cpu_step_times_s": cpu_times, "steps": timed, "weights": groups.to_dict(), "image_tokens": image_tokens,
             "vision_tokens": vision_tokens, "hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size,
             **extra}
 
@@ -227,7 +252,8 @@ def run_lntune_row(job: dict) -> dict:
     wrapper, optimizer = accelerator.prepare(SupervisedLoss(model), optimizer)
     peak = PeakMemory(accelerator.device.type)
     peak.reset()
-    ends, counts, losses = [_now(accelerator)], [], []
+    device = accelerator.device.type
+    ends, counts, losses = [stamp(device)], [], []
     for _ in range(steps):
         group = [next(batches)]
         counts.append(batch_counts(group[0]))
@@ -235,17 +261,11 @@ def run_lntune_row(job: dict) -> dict:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        ends.append(_now(accelerator))
+        ends.append(stamp(device))
         losses.append(loss)
     return summarize(job, ends, counts, groups, image_tokens, vision_tokens, peak, model,
                      {"build_s": build_s, "loss_first": losses[0], "loss_last": losses[-1], "device": str(accelerator.device),
                       "threads": torch.get_num_threads()})
-
-
-def _now(accelerator) -> float:
-    if accelerator.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter()
 
 
 def _with_cached_features(model, batches, steps: int, device):
