@@ -55,6 +55,8 @@ class ReproducePreset:
     track_layers: list[int]  # decoder layers whose norm gradients are recorded (the paper's 11th and 21st)
     similarity_samples: int
     bench_preset: str | None  # `lntune bench` preset for the memory column; None skips it
+    bench_isolate: bool = True  # one process per strategy (own peak memory); False: in this process (tests)
+    count_presets: bool = True  # count the 7B/13B presets for Table 2 (a minute: peft on a 13B meta model)
     model: list[str] = field(default_factory=list)  # model overrides (the smoke test's tiny random models)
     model_classification: list[str] = field(default_factory=list)  # the same for the Table 5 tower
     seconds_per_step: float = 3.0  # SmolLM2, 16 samples, layernorm, idle 2 cores (STEP_COST scales it)
@@ -195,10 +197,10 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     tracked = [f"train.track_grads=[{','.join(map(str, p.track_layers))}]"] if p.track_layers else []
 
     # --- world, towers, stage 1 (one per tower)
-    jobs.append(Job("world", "world", 5.0, lambda ctx: False, lambda ctx: str(ctx.world())))
+    jobs.append(Job("world", "world", 5.0, _world_done, lambda ctx: str(ctx.world())))
     for objective in ("contrastive", "classification"):
         jobs.append(Job(f"tower/{objective}", f"vision tower ({objective})", 0.0 if p.model else p.tower_seconds,
-                        lambda ctx: False, lambda ctx, o=objective: _tower(ctx, o)))
+                        lambda ctx, o=objective: _tower_done(ctx, o), lambda ctx, o=objective: _tower(ctx, o)))
     stage1 = {"contrastive": out / "stage1", "classification": out / "stage1-classification"}
     jobs.append(train_job("train/stage1", "stage 1 (connector)", "world/stage1", lambda ctx: [*ctx.common, *p.stage1],
                           stage1["contrastive"], stage1_steps, "stage1", p))
@@ -219,7 +221,8 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
             jobs.append(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}: {SELECT_TASK}",
                                  lambda ctx, d=run_dir: d, run_dir / "eval", (SELECT_TASK,), p.sweep_limit,
                                  sweep_questions, p))
-        jobs.append(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0, lambda ctx: False,
+        jobs.append(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0,
+                        _file(out / "sweep" / strategy / "sweep.json"),
                         lambda ctx, s=strategy, g=grads: _summarize_sweep(ctx, s, [*mix, *g])))
         jobs.append(eval_job(f"eval/{strategy}", f"evaluate {strategy}", lambda ctx, s=strategy: best_run(ctx, s),
                              out / "eval" / strategy, EVAL_TASKS, p.eval_limit, full_questions, p))
@@ -285,6 +288,20 @@ def _stage1_steps(p: ReproducePreset) -> int:
 
 
 # ------------------------------------------------------------------------------------------- actions
+
+def _world_done(ctx: Context) -> bool:
+    from lntune.world.cache import world_cache_dir
+
+    return (world_cache_dir(ctx.preset.world, 0) / "world.json").is_file()
+
+
+def _tower_done(ctx: Context, objective: str) -> bool:
+    if ctx.preset.model:
+        return True
+    from lntune.world.cache import tower_cache_dir
+
+    return _world_done(ctx) and (tower_cache_dir(ctx.world(), objective, 0) / "tower.json").is_file()
+
 
 def _tower(ctx: Context, objective: str) -> str | None:
     if ctx.preset.model:  # explicit model directories (tests): no world tower needed
@@ -372,7 +389,7 @@ def _params(ctx: Context) -> dict:
                            strategies=STRATEGIES)
     presets = {scale: strategy_table(lambda s=scale: meta_model(preset_config(f"llava-llama2-{s}")), scale,
                                      lora=LoraOptions(r=64, alpha=128), strategies=STRATEGIES)
-               for scale in ("7b", "13b")}
+               for scale in ("7b", "13b")} if ctx.preset.count_presets else {}
     result = {"measured": {**small, "lora_r": lora_r}, "presets": presets, "presets_lora_r": 64}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
@@ -380,9 +397,11 @@ def _params(ctx: Context) -> dict:
 
 
 def _lora_r(ctx: Context) -> int:
-    from lntune.pipeline import stage_config
+    """The LoRA rank the stage-2 LoRA runs use (read without resolving the config's world paths)."""
+    from lntune.config import load_config
+    from lntune.pipeline import packaged_config
 
-    return stage_config("world/stage2_lora", []).train.lora.r
+    return load_config(packaged_config("world/stage2_lora"), [o for o in ctx.preset.stage2 if o.startswith("train.lora")]).train.lora.r
 
 
 def _bench(ctx: Context) -> dict:
@@ -394,7 +413,8 @@ def _bench(ctx: Context) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     result = public_json(run_bench(ctx.preset.bench_preset, strategies=list(STRATEGIES), baselines=[], steps=2,
-                                   warmup=1, rounds=1, feature_cache=False, progress=False))
+                                   warmup=1, rounds=1, feature_cache=False, progress=False,
+                                   isolate=ctx.preset.bench_isolate))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     return result

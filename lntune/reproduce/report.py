@@ -1,0 +1,473 @@
+"""The reproduction report: DIR/report.md, DIR/results.json and DIR/figures/*.png.
+
+    from lntune.reproduce.report import write_report, render, export_docs
+    write_report(ctx, records)                     # called by the runner at the end
+    export_docs(Path("runs/reproduce"), Path("docs"))   # -> docs/reproduction.md + docs/reproduction/*.png
+
+For every table and figure of the paper: our numbers beside the paper's (read from lntune/paper/*.yaml), and
+one verdict line per claim, decided by the rule printed next to it (lntune/reproduce/verdicts.py). Each rule is
+also applied to the paper's own numbers, so a reader sees how firmly the paper itself supports the claim.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from lntune.reproduce.evidence import collect, our_evidence, paper_evidence
+from lntune.reproduce.paper_values import OOM, claims, claims_by_id, figures, load_table
+from lntune.reproduce.verdicts import (BENCHMARKS, RULES, SUBSET_TYPES, TABLE1_STRATEGIES, UNTESTABLE, judge,
+                                       mean_ranks, relative_gain, row_from_metrics, scores)
+
+FIGURES = "figures"
+NAMES = {"finetune": "Finetune", "lora": "LoRA", "attn-qv": "Attn. QV Proj.", "attn-mlp": "Attn. MLP",
+         "layernorm": "LayerNorm", "layernorm-simple": "LayerNorm-simp.", "connector": "Connector"}
+BENCH_LABELS = {"mme": "MME", "vqav2": "VQAv2", "coco": "MSCOCO", "flickr30k": "Flickr30k", "pope": "POPE"}
+
+
+def write_report(ctx, records: dict) -> str:
+    results = collect(ctx)
+    results["jobs"] = records
+    out = ctx.out
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    figs = make_figures(results, out)
+    text = render(results, figs)
+    (out / "report.md").write_text(text)
+    return text
+
+
+def export_docs(run_dir: Path, docs: Path) -> Path:
+    """Copy run_dir/report.md to docs/reproduction.md and its figures to docs/reproduction/."""
+    run_dir, docs = Path(run_dir), Path(docs)
+    target = docs / "reproduction"
+    target.mkdir(parents=True, exist_ok=True)
+    for png in sorted((run_dir / FIGURES).glob("*.png")):
+        shutil.copyfile(png, target / png.name)
+    text = (run_dir / "report.md").read_text().replace(f"]({FIGURES}/", "](reproduction/")
+    (docs / "reproduction.md").write_text(text)
+    return docs / "reproduction.md"
+
+
+# ------------------------------------------------------------------------------------------- formatting
+
+def _num(value, digits=2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def row_cells(row: dict) -> list[str]:
+    """MME P/C, VQAv2, MSCOCO, Flickr30k, POPE pop/rand/adv of a Table-1-style row (ours or the paper's)."""
+    mme = "-" if row.get("mme_perception") is None else \
+        f"{row['mme_perception']:.1f}/{_num(row.get('mme_cognition'), 1)}"
+    pope = "/".join(_num(row.get(f"pope_{s}"), 1) for s in ("popular", "random", "adversarial"))
+    return [mme, _num(row.get("vqav2")), _num(row.get("coco")), _num(row.get("flickr30k")), pope]
+
+
+def rows_table(rows: list[tuple[str, dict]]) -> str:
+    lines = ["| model | MME (P/C) | VQAv2 | MSCOCO | Flickr30k | POPE acc (pop/rand/adv) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join([name, *row_cells(row)]) + " |" for name, row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:+.1f}%"
+
+
+def verdict_block(claim_id: str, evidence: dict, paper: dict) -> str:
+    """One claim: statement, our verdict and its measurements, the rule, and the rule on the paper's numbers."""
+    claim = claims_by_id()[claim_id]
+    verdict = judge(claim_id, evidence)
+    lines = [f"- **{claim_id}** ({claim['source']}): {claim['statement']}.",
+             f"  - **Verdict: {verdict.status}** — {verdict.detail}.",
+             f"  - Rule: {RULES[claim_id].text}."]
+    on_paper = paper.get(claim_id) or []
+    if on_paper:
+        statuses = [(label, judge(claim_id, ev)) for label, ev in on_paper]
+        held = sum(v.status == "reproduced" for _, v in statuses)
+        lines.append(f"  - The same rule on the paper's numbers: reproduced for {held}/{len(statuses)} ("
+                     + "; ".join(f"{label}: {v.status}" for label, v in statuses) + ").")
+    if claim["text_numbers"]:
+        lines.append("  - The paper's text: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
+                                                          claim["text_numbers"].items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- the report
+
+def render(results: dict, figs: dict) -> str:
+    ev = our_evidence(results)
+    paper = paper_evidence()
+    models = results["models"]
+    rows = {name: row_from_metrics(m) for name, m in models.items()}
+    verdicts = {c["id"]: judge(c["id"], ev) for c in claims()}
+    counts = {s: sum(v.status == s for v in verdicts.values())
+              for s in ("reproduced", "partly", "not reproduced", UNTESTABLE)}
+    parts = [_header(results, counts), _summary(verdicts)]
+    parts.append(_section_table1(results, rows, ev, paper, figs))
+    parts.append(_section_table2(results, ev, paper, figs))
+    parts.append(_section_sweeps(results, ev, paper, figs))
+    parts.append(_section_fig2_table3(rows, ev, paper, figs))
+    parts.append(_section_table4(results, rows, ev, paper))
+    parts.append(_section_table5(rows, ev, paper))
+    parts.append(_section_similarity(results, ev, paper, figs))
+    parts.append(_section_gradients(results, ev, paper, figs))
+    parts.append(_section_figures_without_numbers())
+    parts.append(_section_budget(results))
+    return "\n".join(parts)
+
+
+def _header(results, counts) -> str:
+    lrs = ", ".join(f"{lr:.0e}" for lr in results["lrs"])
+    return (f"# Reproduction of \"Tuning LayerNorm in Attention\" in miniature ({results['preset']})\n\n"
+            f"Made by `lntune reproduce --preset {results['preset']}`: SmolLM2-135M-Instruct with a small vision tower "
+            f"trained on lntune's synthetic world (`{results['world']}` preset), in place of 7B/13B LLMs with CLIP "
+            "ViT-L/14 on LLaVA data. Each stage-2 strategy was trained at every learning rate of the grid "
+            f"({lrs}) and kept at its best on the Flickr30k-style task, as the paper does with its 11 values. "
+            "The paper's numbers come from `lntune/paper/*.yaml`; every verdict below is decided by the rule printed "
+            "with it (`lntune/reproduce/verdicts.py`), which is also applied to the paper's own numbers.\n\n"
+            f"Verdicts: {counts['reproduced']} reproduced, {counts['partly']} partly, {counts['not reproduced']} not "
+            f"reproduced, {counts[UNTESTABLE]} untestable in this setting.\n\n"
+            "A miniature run is small: few optimizer steps, small evaluation subsets, one seed. Differences of a few "
+            "points are within noise; read the verdicts as what this setting shows, not as a judgement of the paper.\n")
+
+
+def _summary(verdicts) -> str:
+    rows = [[f"`{cid}`", claims_by_id()[cid]["source"], f"**{v.status}**", v.detail] for cid, v in verdicts.items()]
+    return "## Summary\n\n" + _table(["claim", "paper", "verdict", "measured"], rows)
+
+
+def _section_table1(results, rows, ev, paper, figs) -> str:
+    t1 = load_table("table1")
+    ours = [(NAMES[s], rows[s]) for s in TABLE1_STRATEGIES if s in rows]
+    text = ["## Table 1: tuning strategies on five benchmarks\n",
+            "Ours (the world's benchmarks in the official formats; MME has no cognition subtasks here, so C is "
+            "'-'; POPE accuracy popular/random/adversarial):\n", rows_table(ours)]
+    ranks_ours = mean_ranks(ev["main"]) if ev["main"] else {}
+    paper_ranks = {b: mean_ranks({s: scores(r) for s, r in bb.items()}) for b, bb in t1["backbones"].items()}
+    header = ["strategy", "ours", *t1["backbones"]]
+    table = [[NAMES[s], _num(ranks_ours.get(s)), *(_num(paper_ranks[b].get(s)) for b in t1["backbones"])]
+             for s in TABLE1_STRATEGIES]
+    text += ["\nMean rank over the five benchmarks (1 = best of the six; MME = perception + cognition), ours beside "
+             "each of the paper's backbones:\n", _table(header, table)]
+    if "table1" in figs:
+        text.append(f"\n![Table 1]({figs['table1']})\n")
+    text.append("\nThe paper's MM-Vicuna-7B rows, for scale:\n")
+    text.append(rows_table([(NAMES[s], r) for s, r in t1["backbones"]["MM-Vicuna-7B"].items()]))
+    text.append("\n### Claims\n")
+    for cid in ("t1_layernorm_vs_finetune", "t1_layernorm_best", "t1_layernorm_vs_lora", "t1_simple_vs_lora",
+                "t1_simple_vs_finetune", "t1_mme_cognition"):
+        text.append(verdict_block(cid, ev, paper))
+    return "\n".join(text)
+
+
+def _section_table2(results, ev, paper, figs) -> str:
+    t2 = load_table("table2")
+    params = results.get("params") or {}
+    measured = (params.get("measured") or {}).get("strategies") or {}
+    presets = params.get("presets") or {}
+    bench = (results.get("bench") or {}).get("rows") or {}
+    header = ["strategy", "trainable (ours)", "% (ours)", "peak RSS MB (ours)", "s/step (ours)",
+              "7B % (lntune)", "7B % (paper)", "13B % (lntune)", "13B % (paper)", "7B GB (paper)", "13B GB (paper)"]
+    rows = []
+    for s in TABLE1_STRATEGIES:
+        m, b, p = measured.get(s, {}), bench.get(s, {}), t2["rows"][s]
+        d = t2["params_decimals"][s]
+        rows.append([NAMES[s], f"{m['trainable']:,}" if m else "-", _num(m.get("percent"), 3),
+                     _num(b.get("peak_mem_mb"), 0), _num(b.get("step_time_s"), 2),
+                     _num((presets.get("7b") or {}).get("strategies", {}).get(s, {}).get("percent"), d),
+                     _num(p["params_percent_7b"], d),
+                     _num((presets.get("13b") or {}).get("strategies", {}).get(s, {}).get("percent"), d),
+                     _num(p["params_percent_13b"], d),
+                     p["memory_gb_7b"] if p["memory_gb_7b"] == OOM else _num(p["memory_gb_7b"], 1),
+                     p["memory_gb_13b"] if p["memory_gb_13b"] == OOM else _num(p["memory_gb_13b"], 1)])
+    lora_r = (params.get("measured") or {}).get("lora_r")
+    bench_note = (f"Memory and step time: `lntune bench` (each strategy in its own process, device "
+                  f"{results['bench'].get('device')}, batch {results['bench'].get('batch_size')}); on a CPU the "
+                  "memory is the process's peak RSS, model weights included."
+                  if results.get("bench") else "Memory was not measured in this run (no bench preset).")
+    text = ["## Table 2: trainable parameters and memory\n",
+            f"'ours' is the measured small model (SmolLM2-135M + world tower, LoRA rank {lora_r}, as trained here; "
+            "SmolLM2 ties its embeddings to the output head, and its 49K-token vocabulary makes the base set large). "
+            "'lntune' is `lntune.accounting` on the paper's 7B/13B shapes on the meta device with LoRA rank 64. "
+            + bench_note + "\n", _table(header, rows)]
+    if "table2" in figs:
+        text.append(f"\n![Table 2]({figs['table2']})\n")
+    text.append("\n### Claims\n")
+    for cid in ("t2_params_presets", "t2_param_order", "t2_memory_order", "t2_memory_gpu"):
+        text.append(verdict_block(cid, ev, paper))
+    return "\n".join(text)
+
+
+def _section_sweeps(results, ev, paper, figs) -> str:
+    a1 = load_table("tableA1")
+    sweeps = results.get("sweeps") or {}
+    lrs = sorted({row["lr"] for s in sweeps.values() for row in s["rows"]}, reverse=True)
+    rows = []
+    for s in TABLE1_STRATEGIES:
+        if s not in sweeps:
+            continue
+        by_lr = {row["lr"]: row["metric"] for row in sweeps[s]["rows"]}
+        rows.append([NAMES[s], *(_num(by_lr.get(lr)) + (" **best**" if lr == sweeps[s]["best"]["lr"] else "")
+                                 for lr in lrs)])
+    text = ["## Learning-rate search and Table A1\n",
+            "Flickr30k-style CIDEr of every stage-2 run (the selection metric), per learning rate:\n",
+            _table(["strategy", *(f"{lr:.0e}" for lr in lrs)], rows) if rows else "(no sweep)\n"]
+    paper_rows = [[r["label"] + f" (text: {r['text_scale']})",
+                   ", ".join(f"{lr:.0e}: {v}" for lr, v in zip(r["lrs"], r["flickr30k"]))] for r in a1["rows"]]
+    text += ["\nThe paper's Table A1 (LayerNorm-simple, Flickr30k CIDEr; its row labels contradict its text, see "
+             "`lntune/paper/tableA1.yaml`):\n", _table(["row", "lr: CIDEr"], paper_rows)]
+    if "sweeps" in figs:
+        text.append(f"\n![sweeps]({figs['sweeps']})\n")
+    text.append("\n### Claims\n")
+    for cid in ("a1_lr_range", "lr_sensitivity"):
+        text.append(verdict_block(cid, ev, paper))
+    return "\n".join(text)
+
+
+def _section_fig2_table3(rows, ev, paper, figs) -> str:
+    fig = figures()["2"]
+    subset_rows = [(f"LayerNorm on {t}", rows[f"subset-{t}"]) for t in SUBSET_TYPES if f"subset-{t}" in rows]
+    text = ["## Figure 2 and Table 3: data types\n",
+            f"Figure 2 has no numbers in the paper's text ({fig['note']}). Ours, LayerNorm on equal-size subsets of "
+            "one instruct type each (at LayerNorm's best learning rate):\n", rows_table(subset_rows)]
+    if "fig2" in figs:
+        text.append(f"\n![Figure 2]({figs['fig2']})\n")
+    t3 = ev["table3"]
+    t3p = load_table("table3")
+    table = []
+    for label, e in [("ours", t3), *((b, {"layernorm-conv": scores(r["layernorm-conv20k"]),
+                                          "finetune-full": scores(r["finetune-80k"]),
+                                          "layernorm-full": scores(r["layernorm-80k"])})
+                                     for b, r in t3p["backbones"].items())]:
+        conv, ft, ln = e.get("layernorm-conv"), e.get("finetune-full"), e.get("layernorm-full")
+        g = lambda a, b, keys: _pct(relative_gain(a, b, keys)) if a and b else "n/a"
+        table.append([label, g(conv, ft, ("coco", "flickr30k")), g(conv, ft, ("mme",)),
+                      g(conv, ln, ("coco", "flickr30k")), g(conv, ln, ("mme",))])
+    text += ["\nTable 3 as relative gains of LayerNorm on the conversation subset (a quarter of the mix's size), "
+             "ours beside the paper's backbones:\n",
+             _table(["model", "captioning vs finetune-full", "MME vs finetune-full", "captioning vs LayerNorm-full",
+                     "MME vs LayerNorm-full"], table)]
+    text.append("\n### Claims\n")
+    for cid in ("f2_conversation_best", "t3_less_is_more", "t3_subset_vs_full"):
+        text.append(verdict_block(cid, ev, paper))
+    return "\n".join(text)
+
+
+def _section_table4(results, rows, ev, paper) -> str:
+    t4 = load_table("table4")
+    ours = [(label, rows[key]) for label, key in (("LayerNorm + Connector", "layernorm"),
+                                                  ("Connector", "table4-connector"),
+                                                  ("LayerNorm", "table4-layernorm")) if key in rows]
+    reused = (" Our norms-only run is the layernorm-simple run: layernorm without the base set trains exactly "
+              "those parameters, and both had the same best learning rate." if results.get("table4_norms_only_reused")
+              else "")
+    text = ["## Table 4: LayerNorm and/or the connector\n",
+            "'LayerNorm + Connector' is the layernorm strategy; 'Connector' trains the projector only; 'LayerNorm' "
+            "trains the norms with the connector frozen." + reused + "\n", rows_table(ours)]
+    for backbone, r in t4["backbones"].items():
+        text += [f"\nThe paper, {backbone}:\n",
+                 rows_table([(label, r[key]) for label, key in (("LayerNorm + Connector", "layernorm+connector"),
+                                                                ("Connector", "connector"),
+                                                                ("LayerNorm", "layernorm"))])]
+    text.append("\n### Claims\n")
+    text.append(verdict_block("t4_layernorm_vs_connector", ev, paper))
+    return "\n".join(text)
+
+
+def _section_table5(rows, ev, paper) -> str:
+    t5 = load_table("table5")
+    ours = [(label, rows[key]) for label, key in (("Finetune (classification tower)", "table5-finetune"),
+                                                  ("LayerNorm (classification tower)", "table5-layernorm"))
+            if key in rows]
+    text = ["## Table 5: a vision tower not aligned with language\n",
+            "Ours: the world's vision tower trained as a classifier (lntune's ImageNet-ViT analogue) instead of "
+            "contrastively with text; stage 1 again, then finetune and LayerNorm at their best learning rates.\n",
+            rows_table(ours), "\nThe paper:\n",
+            rows_table([(f"{NAMES[s]}-{b.split('-')[-1]}", r) for b, bb in t5["backbones"].items()
+                        for s, r in bb.items()])]
+    text.append("\n### Claims\n")
+    for cid in ("t5_unaligned_layernorm", "t5_aligned_better"):
+        text.append(verdict_block(cid, ev, paper))
+    return "\n".join(text)
+
+
+def _section_similarity(results, ev, paper, figs) -> str:
+    t6 = load_table("table6")
+    sim = results.get("similarity") or {}
+    rows = [["ours (SmolLM2-135M, " + (f"{next(iter(sim.values()))['layers']} layers" if sim else "-") + ")",
+             _num(sim.get("layernorm", {}).get("mean_offdiag"), 3), _num(sim.get("finetune", {}).get("mean_offdiag"), 3)]]
+    rows += [[b, _num(r["layernorm"], 3), _num(r["finetune"], 3)] for b, r in t6["rows"].items()]
+    text = ["## Table 6 and Figure 3: layer similarity\n",
+            "Mean cosine similarity between the hidden states of every pair of decoder layers (docs/analysis.md), "
+            f"on {next(iter(sim.values()))['samples'] if sim else '-'} instruct samples of the world. Figure 3's "
+            f"caption gives {figures()['3']['numbers']}.\n",
+            _table(["model", "LayerNorm sim.", "Finetuning sim."], rows)]
+    if "fig3" in figs:
+        text.append(f"\n![Figure 3]({figs['fig3']})\n")
+    text.append("\n### Claims\n")
+    text.append(verdict_block("t6_similarity", ev, paper))
+    return "\n".join(text)
+
+
+def _section_gradients(results, ev, paper, figs) -> str:
+    ratios = results.get("gradients") or []
+    rows = [[r["layer"], r["norm"], _num(r.get("mean_of_std_ratio"), 3), _num(r.get("var_of_mean_ratio"), 3)]
+            for r in ratios]
+    text = ["## Figure 4: LayerNorm gradients during training\n",
+            f"The paper's Figure 4 has no numbers ({figures()['4']['note']}). Ours: the gradients of the tracked "
+            "layers' norms, recorded at every step of the best finetune and LayerNorm runs; ratios LayerNorm / "
+            "finetune of the mean per-step standard deviation and of the variance of the per-step mean "
+            "(layers counted from 0, so layer 10 is the 11th):\n",
+            _table(["layer", "norm", "std ratio", "var-of-mean ratio"], rows) if rows else "(not recorded)\n"]
+    if "fig4" in figs:
+        text.append(f"\n![Figure 4]({figs['fig4']})\n")
+    text.append("\n### Claims\n")
+    text.append(verdict_block("f4_gradient_variance", ev, paper))
+    return "\n".join(text)
+
+
+def _section_figures_without_numbers() -> str:
+    rows = [[f"Fig. {k}", v["content"], "yes" if v["numbers"] else "no", v["note"]] for k, v in figures().items()]
+    return "## The paper's figures\n\n" + _table(["figure", "content", "numbers in the text", "note"], rows)
+
+
+def _section_budget(results) -> str:
+    jobs = results.get("jobs") or {}
+    groups: dict[str, list[float]] = {}
+    for key, rec in jobs.items():
+        group = key.split("/")[0]
+        planned, measured = rec.get("planned_s", 0.0), rec.get("measured_s")
+        g = groups.setdefault(group, [0.0, 0.0, 0])
+        g[0] += planned
+        if measured is not None:
+            g[1] += measured
+            g[2] += 1
+    rows = [[g, len([k for k in jobs if k.split('/')[0] == g]), f"{v[0] / 60:.1f}", f"{v[1] / 60:.1f}"]
+            for g, v in groups.items()]
+    total_p = sum(v[0] for v in groups.values()) / 60
+    total_m = sum(v[1] for v in groups.values()) / 60
+    rows.append(["total", len(jobs), f"{total_p:.1f}", f"{total_m:.1f}"])
+    return ("## Budget\n\nPlanned minutes (an idle 2-core CPU) against measured ones (this machine, shared with "
+            "other work; jobs found already done in a resumed run count 0):\n\n"
+            + _table(["jobs", "count", "planned min", "measured min"], rows))
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+def make_figures(results: dict, out: Path) -> dict:
+    """Write the report's PNGs under out/figures; returns {name: relative path} of those written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figs_dir = out / FIGURES
+    figs_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    ev = our_evidence(results)
+    if ev["main"]:
+        t1 = load_table("table1")
+        paper = {b: {s: scores(r) for s, r in bb.items()} for b, bb in t1["backbones"].items()}
+        _normalized_bars({"ours": ev["main"], "paper (mean over 5 backbones)": _mean_normalized(paper)},
+                         TABLE1_STRATEGIES, figs_dir / "table1.png", "score / best strategy's score")
+        written["table1"] = f"{FIGURES}/table1.png"
+    if ev["subsets"]:
+        _normalized_bars({"ours": ev["subsets"]}, SUBSET_TYPES, figs_dir / "fig2_subsets.png",
+                         "score / best subset's score")
+        written["fig2"] = f"{FIGURES}/fig2_subsets.png"
+    if results.get("sweeps"):
+        _plot_sweeps(results["sweeps"], figs_dir / "sweeps.png")
+        written["sweeps"] = f"{FIGURES}/sweeps.png"
+    if (results.get("params") or {}).get("measured"):
+        _plot_table2(results, figs_dir / "table2.png")
+        written["table2"] = f"{FIGURES}/table2.png"
+    for name, source in (("fig3", out / "analysis" / "similarity.png"), ("fig4", out / "analysis" / "gradients.png")):
+        if source.is_file():
+            target = figs_dir / f"{name}_{source.stem}.png"
+            shutil.copyfile(source, target)
+            written[name] = f"{FIGURES}/{target.name}"
+    return written
+
+
+def _normalize(models: dict) -> dict:
+    """Each benchmark divided by the best model's value on it (so the five share one axis)."""
+    best = {b: max((m[b] for m in models.values() if b in m), default=0) for b in BENCHMARKS}
+    return {n: {b: (m[b] / best[b] if best[b] else 0.0) for b in BENCHMARKS if b in m} for n, m in models.items()}
+
+
+def _mean_normalized(per_backbone: dict) -> dict:
+    normalized = [_normalize(models) for models in per_backbone.values()]
+    names = normalized[0].keys()
+    return {n: {b: sum(x[n][b] for x in normalized) / len(normalized) for b in BENCHMARKS} for n in names}
+
+
+def _normalized_bars(panels: dict, order, png: Path, ylabel: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.4), squeeze=False)
+    for ax, (title, models) in zip(axes[0], panels.items()):
+        models = models if title.startswith("paper") else _normalize(models)
+        names = [n for n in order if n in models]
+        width = 0.8 / max(1, len(names))
+        for i, name in enumerate(names):
+            xs = [j + i * width for j in range(len(BENCHMARKS))]
+            ax.bar(xs, [models[name].get(b, 0) for b in BENCHMARKS], width, label=NAMES.get(name, name))
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(BENCHMARKS))], [BENCH_LABELS[b] for b in BENCHMARKS])
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def _plot_sweeps(sweeps: dict, png: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for s in TABLE1_STRATEGIES:
+        if s in sweeps:
+            rows = sorted(sweeps[s]["rows"], key=lambda r: r["lr"])
+            ax.plot([r["lr"] for r in rows], [r["metric"] for r in rows], marker="o", label=NAMES[s])
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("Flickr30k-style CIDEr")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def _plot_table2(results: dict, png: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    t2 = load_table("table2")
+    measured = results["params"]["measured"]["strategies"]
+    names = [s for s in TABLE1_STRATEGIES if s in measured]
+    panels = 2 if results.get("bench") else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.4), squeeze=False)
+    ax = axes[0][0]
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [measured[s]["percent"] for s in names], 0.4, label="ours (measured)")
+    ax.bar([x + 0.2 for x in xs], [t2["rows"][s]["params_percent_7b"] for s in names], 0.4, label="paper 7B")
+    ax.set_yscale("log")
+    ax.set_ylabel("% of parameters trained")
+    ax.set_xticks(list(xs), [NAMES[s] for s in names], rotation=30, fontsize=7)
+    ax.legend(fontsize=7)
+    if panels == 2:
+        bench = results["bench"]["rows"]
+        ax = axes[0][1]
+        ax.bar(list(xs), [bench.get(s, {}).get("peak_mem_mb", 0) for s in names])
+        ax.set_ylabel(f"peak memory MB ({results['bench'].get('device')})")
+        ax.set_xticks(list(xs), [NAMES[s] for s in names], rotation=30, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,129 @@
+"""`lntune reproduce`'s orchestration end to end on tiny random models and the smoke world (~1-2 min):
+every planned run, evaluation and analysis happens, the report has every section and verdict, and a second
+run finds everything done."""
+
+import json
+
+import pytest
+
+from lntune.reproduce.experiments import ReproducePreset, plan
+from lntune.reproduce.paper_values import claims
+from lntune.reproduce.runner import reproduce
+from tiny_models import SPECIALS, TEXT_DIMS, save_tiny_vision
+
+pytestmark = pytest.mark.slow
+
+
+def save_world_llm(path, world):
+    """A tiny random Llama whose word-level tokenizer knows every word of the world's training texts, so
+    label masking round-trips them (the tests' generic tiny tokenizer would turn them into <unk>)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = {"user", "assistant", "system"}
+    for name in ["pretrain.json", *(f"instruct/{t}.json" for t in ("conversation", "detail", "complex_reasoning"))]:
+        for record in json.loads((world / name).read_text()):
+            for turn in record["conversations"]:
+                words.update(w for w in turn["value"].split() if w != "<image>")
+    vocab = {token: i for i, token in enumerate(SPECIALS + sorted(words))}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), bos_token_id=1, eos_token_id=2,
+                                         max_position_embeddings=512, **TEXT_DIMS))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def tiny_preset(root) -> ReproducePreset:
+    from lntune.world.cache import ensure_world
+
+    llm, vision = save_world_llm(root / "llm", ensure_world("smoke", 0)), save_tiny_vision(root / "vision")
+    classifier = save_tiny_vision(root / "vision-cls", seed=1)
+    return ReproducePreset(
+        name="tiny", world="smoke", lrs=(1e-2, 1e-3),
+        stage1=["train.max_steps=2", "train.batch_size=4", "train.save_steps=null"],
+        stage2=["train.max_steps=3", "train.batch_size=4", "train.save_steps=null"],
+        mix_samples=8, subset_samples=8, connector_lr=1e-2, sweep_limit=2, eval_limit=2, eval_batch_size=8,
+        track_layers=[0, 1], similarity_samples=4, bench_preset="tiny", bench_isolate=False, count_presets=False,
+        model=[f"model.llm={llm}", f"model.vision={vision}"], model_classification=[f"model.vision={classifier}"])
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine run several times faster on one thread (no OpenMP barriers)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
+    preset = tiny_preset(tmp_path / "models")
+    out = tmp_path / "repro"
+    first = reproduce(preset, out, progress=False)
+    jobs = plan(preset, out)
+    assert set(first["jobs"]) == {job.key for job in jobs}
+    # the smoke world is cached and the models are given: no world or tower job had anything to do
+    assert {key for key, record in first["jobs"].items() if "measured_s" not in record} <= \
+        {"world", "tower/contrastive", "tower/classification"}
+    assert {key for key, record in first["jobs"].items() if "measured_s" in record} >= \
+        {job.key for job in jobs if job.key.startswith(("train/", "eval", "sweep/"))}
+
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["models"]) == {"finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple",
+                                      "subset-conversation", "subset-detail", "subset-complex_reasoning",
+                                      "table4-connector", "table4-layernorm", "table5-finetune", "table5-layernorm"}
+    for metrics in results["models"].values():
+        assert set(metrics) == {"mme", "vqav2", "coco", "flickr30k", "pope"}
+    for strategy, sweep in results["sweeps"].items():
+        assert [row["lr"] for row in sweep["rows"]] == [1e-2, 1e-3]
+        assert sweep["best"]["metric"] == max(row["metric"] for row in sweep["rows"])
+        assert (out / "sweep" / strategy / "sweep.png").is_file()
+    # the Table 5 runs start from the classification tower's own stage 1
+    base = json.loads((out / "table5" / "layernorm" / "lntune.json").read_text())["base"]
+    assert base == {"kind": "run", "path": str(out / "stage1-classification")}
+    # the subsets train on one type each, at layernorm's best learning rate
+    subset = json.loads((out / "subsets" / "detail" / "run_config.json").read_text())
+    assert subset["data"]["path"].endswith("instruct/detail.json") and subset["data"]["max_samples"] == 8
+    assert subset["train"]["lr"] == results["sweeps"]["layernorm"]["best"]["lr"]
+    # Table 2: counts on the measured model (the 7B/13B presets are tests/test_accounting.py's)
+    params = results["params"]
+    trainable = {s: row["trainable"] for s, row in params["measured"]["strategies"].items()}
+    base = trainable["layernorm"] - trainable["layernorm-simple"]  # projector + embeddings + head
+    assert trainable["layernorm-simple"] == 2 * 2 * 16  # 2 layers x 2 norms x hidden 16
+    assert trainable["attn-qv"] - base == 2 * (16 * 16 + 16 * 8)  # q: 16->16, v: 16->8 (1 kv head of 8)
+    assert trainable["attn-mlp"] - base == 2 * 3 * 16 * 32
+    assert trainable["finetune"] > trainable["attn-mlp"]
+    assert params["presets"] == {}
+    assert set(results["bench"]["rows"]) == {"finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple"}
+    assert set(results["similarity"]) == {"finetune", "layernorm"} and results["similarity"]["layernorm"]["layers"] == 2
+    assert {(r["layer"], r["norm"]) for r in results["gradients"]} == \
+        {(0, "input_layernorm"), (0, "post_attention_layernorm"), (1, "input_layernorm"), (1, "post_attention_layernorm")}
+    # step 1 (warm-up, lr 0) has identical gradients in both runs; the later steps differ
+    assert any(r["mean_of_std_ratio"] != 1.0 for r in results["gradients"])
+
+    report = (out / "report.md").read_text()
+    for claim in claims():
+        assert f"**{claim['id']}**" in report
+    for heading in ("## Table 1", "## Table 2", "## Figure 2 and Table 3", "## Table 4", "## Table 5", "## Table 6",
+                    "## Figure 4", "## Budget"):
+        assert heading in report
+    assert "MME cognition" not in report or "untestable" in report
+    for png in ("table1.png", "table2.png", "sweeps.png", "fig2_subsets.png", "fig3_similarity.png",
+                "fig4_gradients.png"):
+        assert (out / "figures" / png).stat().st_size > 0, png
+        assert f"figures/{png}" in report
+
+    # resumed: nothing is redone (no job gets a new measurement) and the results are the same
+    records = json.loads((out / "jobs.json").read_text())
+    second = reproduce(preset, out, progress=False)
+    assert second["jobs"] == records
+    assert json.loads((out / "results.json").read_text())["models"] == results["models"]
