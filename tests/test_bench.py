@@ -217,7 +217,7 @@ def test_paper_presets_refuse_without_random_init_or_cuda(tmp_path):
 def test_cli_runs_rows_in_their_own_processes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "LNTUNE_HOME": str(tmp_path / "home")}
     out = subprocess.run([sys.executable, "-m", "lntune.cli", "bench", "--preset", "tiny", "--strategies", "layernorm-simple",
-                          "--baselines", "none", "--no-feature-cache", "--steps", "1", "--warmup", "1", "--rounds", "1",
+                          "--baselines", "none", "--variants", "none", "--steps", "1", "--warmup", "1", "--rounds", "1",
                           "--threads", "1", "--json", "--out", str(tmp_path / "out")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -229,3 +229,18 @@ def test_cli_runs_rows_in_their_own_processes(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lntune.cli", "bench", "--preset", "llava-llama2-7b", "--random-init"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "needs a CUDA GPU" in bad.stderr
+
+
+def test_compile_layers_compiles_each_decoder_block_in_place(tiny_recipe):
+    """Wiring only (compiling itself takes ~half a minute; the loss and gradients were checked equal to eager
+    by hand, see docs/benchmarks.md): every block gets a compiled call, parameters stay the same objects."""
+    from lntune.analysis.bench_worker import build, run_config
+    from lntune.train.loss import SupervisedLoss, decoder_blocks
+
+    model, _ = build(tiny_recipe, run_config(tiny_recipe, "layernorm"))
+    before = [id(p) for p in model.parameters()]
+    SupervisedLoss(model, compile_layers=True)
+    blocks = decoder_blocks(model)
+    assert len(blocks) == 2 and all(b._compiled_call_impl is not None for b in blocks)
+    assert [id(p) for p in model.parameters()] == before
+    assert SupervisedLoss(model).mllm is model

@@ -12,7 +12,7 @@ the matmul rate right after its steps; the run's rate is the median of those. A 
 is its FLOP floor per second (lntune/analysis/bench_flops.py) over that rate.
 
     from lntune.analysis.bench import run_bench, format_table
-    result = run_bench("tiny", strategies=["layernorm"], baselines=[], steps=2, warmup=1, rounds=1)
+    result = run_bench("tiny", strategies=["layernorm"], baselines=[], feature_cache=False, steps=2, warmup=1, rounds=1)
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ from lntune.errors import LntuneError
 
 DEFAULT_STRATEGIES = ("finetune", "lora", "layernorm", "layernorm-simple")
 DEFAULT_BASELINES = ("layernorm", "lora")
-FEATURE_CACHE_STRATEGY = "layernorm-simple"
+# Extra lntune rows of layernorm-simple: "feature-cache" (vision features computed once, a saving of sweeps and
+# multi-epoch runs), "compile" (SupervisedLoss(compile_layers=True), opt-in).
+VARIANTS = ("feature-cache", "compile")
+VARIANT_STRATEGY = "layernorm-simple"
 
 
-def plan_jobs(recipe: dict, strategies, baselines, feature_cache: bool, steps: int, warmup: int,
-              threads: int | None) -> list[dict]:
-    """One job per row: lntune x strategies, hf-peft x baselines, and the sweep-level feature-cache row."""
+def plan_jobs(recipe: dict, strategies, baselines, variants, steps: int, warmup: int, threads: int | None) -> list[dict]:
+    """One job per row: lntune x strategies, hf-peft x baselines, then the variant rows (of layernorm-simple)."""
     from lntune.strategies import STRATEGIES
 
     for name in list(strategies) + list(baselines):
@@ -51,8 +53,10 @@ def plan_jobs(recipe: dict, strategies, baselines, feature_cache: bool, steps: i
     common = {"recipe": recipe, "steps": steps, "warmup": warmup, "threads": threads}
     jobs = [{**common, "impl": "lntune", "strategy": s, "variant": ""} for s in strategies]
     jobs += [{**common, "impl": "hf-peft", "strategy": s, "variant": ""} for s in baselines]
-    if feature_cache and FEATURE_CACHE_STRATEGY in strategies:
-        jobs.append({**common, "impl": "lntune", "strategy": FEATURE_CACHE_STRATEGY, "variant": "feature-cache"})
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise LntuneError(f"unknown bench variant {variant!r}; variants: {', '.join(VARIANTS)}")
+        jobs.append({**common, "impl": "lntune", "strategy": VARIANT_STRATEGY, "variant": variant})
     return jobs
 
 
@@ -61,10 +65,12 @@ def row_key(row: dict) -> tuple:
 
 
 def run_bench(preset: str = "embedded", strategies=DEFAULT_STRATEGIES, baselines=DEFAULT_BASELINES,
-              steps: int = 3, warmup: int = 1, rounds: int = 2, feature_cache: bool = True, random_init: bool = False,
+              steps: int = 2, warmup: int = 1, rounds: int = 2, feature_cache: bool = True, compile_variant: bool = False,
+              random_init: bool = False,
               batch_size: int | None = None, threads: int | None = None, workdir=None, timeout_s: float = 1800,
               progress: bool = True, isolate: bool = True) -> dict:
     """Run every row in its own process and return the result dict (see `lntune bench --json`).
+    `feature_cache` / `compile_variant` add the layernorm-simple rows "feature-cache" / "compile".
     `isolate=False` runs the rows in this process instead (quick checks; peak memories then overlap)."""
     from lntune.analysis.bench_presets import recipe as make_recipe
     from lntune.paths import lntune_home
@@ -74,7 +80,8 @@ def run_bench(preset: str = "embedded", strategies=DEFAULT_STRATEGIES, baselines
     started = time.perf_counter()
     load_before = _load()
     recipe = make_recipe(preset, workdir or lntune_home() / "bench", random_init=random_init, batch_size=batch_size)
-    jobs = plan_jobs(recipe, list(strategies), list(baselines), feature_cache, steps, warmup, threads)
+    variants = [v for v, wanted in zip(VARIANTS, (feature_cache, compile_variant)) if wanted]
+    jobs = plan_jobs(recipe, list(strategies), list(baselines), variants, steps, warmup, threads)
     order = [job for r in range(rounds) for job in (jobs if r % 2 == 0 else jobs[::-1])]
     per_row: dict[tuple, list[dict]] = {}
     from tqdm import tqdm

@@ -72,7 +72,7 @@ def _dataset_and_collator(recipe, config, processor, steps):
                  for i in range(recipe["batch_size"])]
         return _ItemList(items.__getitem__, range(len(items))), LlavaCollator(0)
     d, t = config.data, config.train
-    dataset = LlavaDataset(d.path, d.image_folder, processor, max_length=d.max_length, seed=t.seed)
+    dataset = LlavaDataset(d.path, d.image_folder, processor, max_length=d.max_length, max_samples=d.max_samples, seed=t.seed)
     micro = [b for b in plan.epoch_micro_batches(dataset.lengths, t.batch_size, t.seed, 0, d.group_by_length, 1)
              if len(b) == t.batch_size][:steps]
     return _ItemList(dataset.__getitem__, [i for b in micro for i in b]), LlavaCollator(processor.tokenizer.pad_token_id)

@@ -38,7 +38,8 @@ def run_config(recipe: dict, strategy: str, output_dir: str = "bench-unused"):
     data = {"output_dir": output_dir,
             "model": {"llm": recipe.get("llm", "embedded"), "vision": recipe.get("vision", "unused"), "dtype": recipe["dtype"]},
             "data": {"path": recipe.get("data", "unused"), "image_folder": recipe.get("images", "unused"),
-                     "max_length": recipe.get("max_length", 2048), "group_by_length": True, "num_workers": 0},
+                     "max_length": recipe.get("max_length", 2048), "max_samples": recipe.get("max_samples"),
+                     "group_by_length": True, "num_workers": 0},
             "train": {"strategy": strategy, "batch_size": recipe["batch_size"], "lr": recipe["lr"], "seed": recipe["seed"],
                       "mixed_precision": recipe["mixed_precision"], "gradient_checkpointing": recipe["gradient_checkpointing"],
                       "lora": recipe["lora"], "max_grad_norm": 1.0, "weight_decay": 0.0}}
@@ -82,7 +83,7 @@ def batch_plan(recipe: dict, config, processor, count: int):
     from lntune.train import batches as plan
 
     d, t = config.data, config.train
-    dataset = LlavaDataset(d.path, d.image_folder, processor, max_length=d.max_length, seed=t.seed)
+    dataset = LlavaDataset(d.path, d.image_folder, processor, max_length=d.max_length, max_samples=d.max_samples, seed=t.seed)
     micro = plan.epoch_micro_batches(dataset.lengths, t.batch_size, t.seed, 0, d.group_by_length, 1)
     micro = [b for b in micro if len(b) == t.batch_size]  # every row sees full batches
     if len(micro) < count:
@@ -249,7 +250,8 @@ def run_lntune_row(job: dict) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     scheduler = loop._scheduler(optimizer, t.scheduler, 1, steps)
-    wrapper, optimizer = accelerator.prepare(SupervisedLoss(model), optimizer)
+    loss = SupervisedLoss(model, compile_layers=job.get("variant") == "compile")
+    wrapper, optimizer = accelerator.prepare(loss, optimizer)
     peak = PeakMemory(accelerator.device.type)
     peak.reset()
     device = accelerator.device.type

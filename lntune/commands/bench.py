@@ -10,6 +10,8 @@ read them: docs/benchmarks.md.
 
 import json
 
+from lntune.errors import LntuneError
+
 
 def register(subparsers):
     parser = subparsers.add_parser("bench", help="time and memory of one training step per strategy (lntune vs HF Trainer + peft)")
@@ -19,8 +21,10 @@ def register(subparsers):
     parser.add_argument("--strategies", default=None, help="comma-separated lntune strategies (default: finetune,lora,layernorm,layernorm-simple)")
     parser.add_argument("--baselines", default=None, help="comma-separated strategies to run with HF Trainer + peft, or 'none' "
                                                           "(default: layernorm,lora)")
-    parser.add_argument("--no-feature-cache", action="store_true", help="skip the sweep-level row (vision features computed once)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per row and round (default 3)")
+    parser.add_argument("--variants", default=None, help="extra layernorm-simple rows, comma-separated, or 'none' (default: "
+                                                         "feature-cache,compile): vision features computed once (a sweep-level "
+                                                         "saving); decoder blocks under torch.compile (opt-in)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per row and round (default 2)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     parser.add_argument("--rounds", type=int, default=2, help="times each row runs, in alternating order (default 2)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
@@ -33,13 +37,18 @@ def register(subparsers):
 def run(args) -> int:
     from pathlib import Path
 
-    from lntune.analysis.bench import (DEFAULT_BASELINES, DEFAULT_STRATEGIES, format_table, plot_chart, public_json,
-                                       run_bench)
+    from lntune.analysis.bench import (DEFAULT_BASELINES, DEFAULT_STRATEGIES, VARIANTS, format_table, plot_chart,
+                                       public_json, run_bench)
 
     strategies = _names(args.strategies, DEFAULT_STRATEGIES)
     baselines = _names(args.baselines, DEFAULT_BASELINES)
+    variants = _names(args.variants, VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise LntuneError(f"--variants: unknown variant {unknown[0]!r}; variants: {', '.join(VARIANTS)}")
     result = public_json(run_bench(args.preset, strategies, baselines, steps=args.steps, warmup=args.warmup,
-                                   rounds=args.rounds, feature_cache=not args.no_feature_cache,
+                                   rounds=args.rounds, feature_cache="feature-cache" in variants,
+                                   compile_variant="compile" in variants,
                                    random_init=args.random_init, batch_size=args.batch_size, threads=args.threads))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
