@@ -157,3 +157,62 @@ def test_rules_on_the_papers_numbers_recover_its_text():
     assert [judge("t4_layernorm_vs_connector", ev).status for _, ev in evidence["t4_layernorm_vs_connector"]] == \
         [REPRODUCED, PARTLY]
     assert [judge("a1_lr_range", ev).status for _, ev in evidence["a1_lr_range"]] == [REPRODUCED]
+
+
+def fake_results():
+    """A reproduction's results.json without running anything: LayerNorm best, finetune second, ..."""
+    def metrics(level, cognition=0.0):
+        return {"mme": {"perception": 8 * level, "cognition": cognition, "subtasks": {}},
+                "vqav2": {"accuracy": level}, "coco": {"CIDEr": level}, "flickr30k": {"CIDEr": level},
+                "pope": {s: {"accuracy": 50 + level / 10} for s in ("popular", "random", "adversarial")}}
+    levels = {"finetune": 40, "lora": 20, "attn-qv": 30, "attn-mlp": 25, "layernorm": 50, "layernorm-simple": 35,
+              "subset-conversation": 45, "subset-detail": 30, "subset-complex_reasoning": 32, "table4-connector": 20,
+              "table4-layernorm": 44, "table5-finetune": 30, "table5-layernorm": 33}
+    strategies = list(levels)[:6]
+    trainable = dict(zip(strategies, (1000, 300, 400, 700, 250, 10)))
+    return {
+        "preset": "world-quick", "world": "quick", "lrs": [2e-3, 1e-4],
+        "models": {name: metrics(level) for name, level in levels.items()},
+        "sweeps": {s: {"rows": [{"lr": 2e-3, "metric": levels[s]}, {"lr": 1e-4, "metric": levels[s] / 2}],
+                       "best": {"lr": 2e-3, "metric": levels[s]}} for s in strategies},
+        "params": {"measured": {"strategies": {s: {"trainable": n, "total": 2000, "percent": n / 20} for s, n in
+                                               trainable.items()}, "lora_r": 32}, "presets": {}},
+        "bench": {"device": "cpu", "batch_size": 8, "rows": {s: {"peak_mem_mb": 1000 + n, "step_time_s": 2.0,
+                                                                 "trainable": n} for s, n in trainable.items()}},
+        "similarity": {"finetune": {"mean_offdiag": 0.62, "layers": 30, "samples": 12},
+                       "layernorm": {"mean_offdiag": 0.58, "layers": 30, "samples": 12}},
+        "gradients": [{"layer": 10, "norm": "input_layernorm", "mean_of_std_ratio": 0.9, "var_of_mean_ratio": 0.8}],
+        "table4_norms_only_reused": True,
+        "jobs": {"train/stage1": {"label": "stage 1", "planned_s": 120.0, "measured_s": 300.0, "cpu_s": 150.0}},
+    }
+
+
+def test_report_renders_every_section_from_results(tmp_path):
+    from lntune.reproduce.report import export_docs, make_figures, render
+
+    results = fake_results()
+    figs = make_figures(results, tmp_path)
+    assert set(figs) == {"table1", "fig2", "sweeps", "table2"}
+    text = render(results, figs)
+    summary = text.split("## Summary")[1].split("## Table 1")[0]
+    assert summary.count("| `") == len(RULES)
+    for claim_id, status in (("t1_layernorm_vs_finetune", REPRODUCED), ("t2_param_order", REPRODUCED),
+                             ("t2_memory_gpu", UNTESTABLE), ("t1_mme_cognition", UNTESTABLE),
+                             ("t6_similarity", REPRODUCED), ("lr_sensitivity", NOT)):
+        assert f"| `{claim_id}` |" in summary and f"**{status}**" in summary.split(f"`{claim_id}`")[1].split("\n")[0]
+    # the paper's numbers are printed from the data files
+    assert "| LayerNorm | 723.2/253.2 | 17.06 | 80.89 | 48.01 | 76.1/81.1/70.8 |" in text
+    assert "| MM-LLaMA2-Chat-7B | 0.550 | 0.617 |" in text
+    assert "The same rule on the paper's numbers: reproduced for 5/5" in text
+    assert "Our norms-only run is the layernorm-simple run" in text
+    (tmp_path / "report.md").write_text(text)
+    doc = export_docs(tmp_path, tmp_path / "docs")
+    assert "](reproduction/table1.png)" in doc.read_text() and "](figures/" not in doc.read_text()
+    assert (tmp_path / "docs" / "reproduction" / "table1.png").is_file()
+
+
+def test_cli_rejects_zero_threads(capsys):
+    from lntune.cli import main
+
+    assert main(["reproduce", "--threads", "0", "--out", "unused"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err

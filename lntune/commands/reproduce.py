@@ -15,6 +15,8 @@ def register(subparsers):
     parser.add_argument("--out", default="runs/reproduce", help="output directory (re-use it to resume)")
     parser.add_argument("--export-docs", metavar="DIR", default=None,
                         help="also copy the report to DIR/reproduction.md and its figures to DIR/reproduction/")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice); 1 is much faster on a machine busy with other work")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -26,7 +28,11 @@ def run(args) -> int:
     from lntune.reproduce.runner import reproduce
 
     out = Path(args.out)
-    reproduce(args.preset, out, progress=not args.no_progress)
+    if args.threads is not None and args.threads < 1:
+        from lntune.errors import LntuneError
+
+        raise LntuneError(f"--threads must be >= 1, got {args.threads}")
+    reproduce(args.preset, out, progress=not args.no_progress, threads=args.threads)
     print(f"lntune reproduce: report at {out / 'report.md'}")
     if args.export_docs:
         print(f"lntune reproduce: copied to {export_docs(out, Path(args.export_docs))}")

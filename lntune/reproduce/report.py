@@ -70,8 +70,10 @@ def rows_table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+def _table(header: list[str], rows: list[list[str]], numeric: bool = True) -> str:
+    """A markdown table; with `numeric`, every column but the first is right-aligned."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:" if numeric else "---"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -140,7 +142,7 @@ def _header(results, counts) -> str:
 
 def _summary(verdicts) -> str:
     rows = [[f"`{cid}`", claims_by_id()[cid]["source"], f"**{v.status}**", v.detail] for cid, v in verdicts.items()]
-    return "## Summary\n\n" + _table(["claim", "paper", "verdict", "measured"], rows)
+    return "## Summary\n\n" + _table(["claim", "paper", "verdict", "measured"], rows, numeric=False)
 
 
 def _section_table1(results, rows, ev, paper, figs) -> str:
@@ -222,7 +224,7 @@ def _section_sweeps(results, ev, paper, figs) -> str:
     paper_rows = [[r["label"] + f" (text: {r['text_scale']})",
                    ", ".join(f"{lr:.0e}: {v}" for lr, v in zip(r["lrs"], r["flickr30k"]))] for r in a1["rows"]]
     text += ["\nThe paper's Table A1 (LayerNorm-simple, Flickr30k CIDEr; its row labels contradict its text, see "
-             "`lntune/paper/tableA1.yaml`):\n", _table(["row", "lr: CIDEr"], paper_rows)]
+             "`lntune/paper/tableA1.yaml`):\n", _table(["row", "lr: CIDEr"], paper_rows, numeric=False)]
     if "sweeps" in figs:
         text.append(f"\n![sweeps]({figs['sweeps']})\n")
     text.append("\n### Claims\n")
@@ -335,28 +337,26 @@ def _section_gradients(results, ev, paper, figs) -> str:
 
 def _section_figures_without_numbers() -> str:
     rows = [[f"Fig. {k}", v["content"], "yes" if v["numbers"] else "no", v["note"]] for k, v in figures().items()]
-    return "## The paper's figures\n\n" + _table(["figure", "content", "numbers in the text", "note"], rows)
+    return "## The paper's figures\n\n" + _table(["figure", "content", "numbers in the text", "note"], rows,
+                                                   numeric=False)
 
 
 def _section_budget(results) -> str:
     jobs = results.get("jobs") or {}
-    groups: dict[str, list[float]] = {}
+    groups: dict[str, dict] = {}
     for key, rec in jobs.items():
-        group = key.split("/")[0]
-        planned, measured = rec.get("planned_s", 0.0), rec.get("measured_s")
-        g = groups.setdefault(group, [0.0, 0.0, 0])
-        g[0] += planned
-        if measured is not None:
-            g[1] += measured
-            g[2] += 1
-    rows = [[g, len([k for k in jobs if k.split('/')[0] == g]), f"{v[0] / 60:.1f}", f"{v[1] / 60:.1f}"]
-            for g, v in groups.items()]
-    total_p = sum(v[0] for v in groups.values()) / 60
-    total_m = sum(v[1] for v in groups.values()) / 60
-    rows.append(["total", len(jobs), f"{total_p:.1f}", f"{total_m:.1f}"])
-    return ("## Budget\n\nPlanned minutes (an idle 2-core CPU) against measured ones (this machine, shared with "
-            "other work; jobs found already done in a resumed run count 0):\n\n"
-            + _table(["jobs", "count", "planned min", "measured min"], rows))
+        g = groups.setdefault(key.split("/")[0], {"count": 0, "planned": 0.0, "wall": 0.0, "cpu": 0.0})
+        g["count"] += 1
+        g["planned"] += rec.get("planned_s", 0.0)
+        g["wall"] += rec.get("measured_s", 0.0)
+        g["cpu"] += rec.get("cpu_s", 0.0)
+    total = {k: sum(g[k] for g in groups.values()) for k in ("count", "planned", "wall", "cpu")}
+    rows = [[name, g["count"], f"{g['planned'] / 60:.1f}", f"{g['wall'] / 60:.1f}", f"{g['cpu'] / 60:.1f}"]
+            for name, g in [*groups.items(), ("total", total)]]
+    return ("## Budget\n\nPlanned minutes (an idle 2-core CPU) against the measured wall clock and this process's CPU "
+            "time (both threads counted; `lntune bench` workers not included). The machine was shared with other "
+            "work, which stretches the wall clock; jobs found already done when a run was resumed count 0:\n\n"
+            + _table(["jobs", "count", "planned min", "wall min", "CPU min"], rows))
 
 
 # ------------------------------------------------------------------------------------------- figures

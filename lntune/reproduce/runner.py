@@ -7,7 +7,9 @@ Resuming: every job checks its own outputs on disk (a finished training run, a c
 analysis JSON) and is skipped when done; a half-finished training run resumes from its last checkpoint and a
 half-finished evaluation from its predictions file. So a killed reproduction is continued by running the same
 command again. The progress bar counts planned seconds (each job's `cost_s`), starting from the jobs already
-done, so its rate and ETA reflect the work left. DIR/jobs.json records planned and measured seconds per job.
+done, so its rate and ETA reflect the work left. DIR/jobs.json records per job the planned seconds, the measured
+wall-clock seconds and the CPU seconds of this process (all its threads; on a machine shared with other work
+the wall clock stretches, the CPU time much less).
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ from lntune.reproduce.experiments import Context, ReproducePreset, get_preset, p
 JOBS_FILE = "jobs.json"
 
 
-def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report: bool = True) -> dict:
+def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report: bool = True,
+              threads: int | None = None) -> dict:
     """Run (or continue) the reproduction into `out`; returns {"preset", "jobs": {key: record}, "results"} and,
-    with `report`, writes out/report.md, out/results.json and the figures."""
+    with `report`, writes out/report.md, out/results.json and the figures. `threads` sets torch's thread count
+    (also for the bench workers): on a machine shared with other work, 1 thread avoids OpenMP threads waiting
+    on each other and is several times faster for small models."""
     p = get_preset(preset) if isinstance(preset, str) else preset
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(preset=p, out=out)
+    ctx = Context(preset=p, out=out, threads=threads)
     jobs = plan(p, out)
     records = _read_records(out)
     done_before = {job.key for job in jobs if job.done(ctx)}
@@ -43,13 +52,13 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
     try:
         for job in jobs:
             bar.set_postfix_str(job.label)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             ctx.results[job.key] = job.action(ctx)
-            seconds = time.perf_counter() - started
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
             record = records.setdefault(job.key, {})
             record.update(label=job.label, planned_s=round(job.cost_s, 1))
             if job.key not in done_before:
-                record["measured_s"] = round(seconds, 1)
+                record.update(measured_s=round(seconds, 1), cpu_s=round(cpu_seconds, 1))
                 bar.update(round(job.cost_s))
             _write_records(out, records)
     finally:
