@@ -137,7 +137,9 @@ def _header(results, counts) -> str:
             f"Verdicts: {counts['reproduced']} reproduced, {counts['partly']} partly, {counts['not reproduced']} not "
             f"reproduced, {counts[UNTESTABLE]} untestable in this setting.\n\n"
             "A miniature run is small: few optimizer steps, small evaluation subsets, one seed. Differences of a few "
-            "points are within noise; read the verdicts as what this setting shows, not as a judgement of the paper.\n")
+            "points are within noise; read the verdicts as what this setting shows, not as a judgement of the paper.\n\n"
+            f"Regenerate: `lntune reproduce --preset {results['preset']} --out runs/reproduce --export-docs docs` "
+            "(add `--threads 1` on a machine busy with other work; a killed run continues where it stopped).\n")
 
 
 def _summary(verdicts) -> str:
