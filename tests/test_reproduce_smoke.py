@@ -65,6 +65,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.filterwarnings("ignore:.*no results for MME subtask")
 def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     preset = tiny_preset(tmp_path / "models")
     out = tmp_path / "repro"
@@ -127,3 +128,7 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     second = reproduce(preset, out, progress=False)
     assert second["jobs"] == records
     assert json.loads((out / "results.json").read_text())["models"] == results["models"]
+    # the report alone, read back from what is on disk
+    (out / "report.md").unlink()
+    reproduce(preset, out, progress=False, report_only=True)
+    assert (out / "report.md").read_text() == report

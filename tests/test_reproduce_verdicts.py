@@ -37,6 +37,7 @@ def test_mean_ranks_share_ties_and_relative_gain():
     assert relative_gain({"coco": 110.0, "mme": 90.0}, {"coco": 100.0, "mme": 100.0}, ("coco", "mme")) == 0.0
     assert relative_gain({"coco": 110.0}, {"coco": 100.0}, ("coco",)) == pytest.approx(10.0)
     assert relative_gain({"coco": 1.0}, {"coco": 0.0}, ("coco",)) is None
+    assert relative_gain({"coco": 110.0, "mme": 5.0}, {"coco": 100.0, "mme": 0.0}, ("coco", "mme")) == pytest.approx(10.0)
     assert spread([10.0, 5.0]) == 0.5 and spread([0.0, 0.0]) is None
 
 

@@ -17,6 +17,8 @@ def register(subparsers):
                         help="also copy the report to DIR/reproduction.md and its figures to DIR/reproduction/")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); 1 is much faster on a machine busy with other work")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write the report from the jobs already finished in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -32,7 +34,7 @@ def run(args) -> int:
         from lntune.errors import LntuneError
 
         raise LntuneError(f"--threads must be >= 1, got {args.threads}")
-    reproduce(args.preset, out, progress=not args.no_progress, threads=args.threads)
+    reproduce(args.preset, out, progress=not args.no_progress, threads=args.threads, report_only=args.report_only)
     print(f"lntune reproduce: report at {out / 'report.md'}")
     if args.export_docs:
         print(f"lntune reproduce: copied to {export_docs(out, Path(args.export_docs))}")

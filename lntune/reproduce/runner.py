@@ -25,11 +25,12 @@ JOBS_FILE = "jobs.json"
 
 
 def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report: bool = True,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, report_only: bool = False) -> dict:
     """Run (or continue) the reproduction into `out`; returns {"preset", "jobs": {key: record}, "results"} and,
     with `report`, writes out/report.md, out/results.json and the figures. `threads` sets torch's thread count
     (also for the bench workers): on a machine shared with other work, 1 thread avoids OpenMP threads waiting
-    on each other and is several times faster for small models."""
+    on each other and is several times faster for small models. `report_only` runs nothing new: it reads the
+    finished jobs back and writes the report from them (claims without results say "untestable")."""
     p = get_preset(preset) if isinstance(preset, str) else preset
     if threads:
         import torch
@@ -41,6 +42,8 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
     jobs = plan(p, out)
     records = _read_records(out)
     done_before = {job.key for job in jobs if job.done(ctx)}
+    if report_only:
+        return _report_from_finished(ctx, [job for job in jobs if job.key in done_before], records, report)
     planned = sum(job.cost_s for job in jobs)
     print(f"lntune reproduce: preset {p.name}, {len(jobs)} jobs, planned {planned / 60:.0f} min on an idle 2-core CPU; "
           f"{len(done_before)} already done", file=sys.stderr)
@@ -69,6 +72,21 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
 
         write_report(ctx, records)
     return outcome
+
+
+def _report_from_finished(ctx: Context, finished, records: dict, report: bool) -> dict:
+    from lntune.errors import LntuneError
+
+    for job in finished:
+        try:
+            ctx.results[job.key] = job.action(ctx)  # finished: reads the outputs back
+        except LntuneError as err:  # e.g. a finished run whose sweep summary is not written yet
+            print(f"lntune reproduce: {job.key}: not read back ({err})", file=sys.stderr)
+    if report:
+        from lntune.reproduce.report import write_report
+
+        write_report(ctx, records)
+    return {"preset": ctx.preset.name, "jobs": records, "results": ctx.results}
 
 
 def _read_records(out: Path) -> dict:

@@ -6,7 +6,8 @@
 
 The rules read an *evidence* dict (built by lntune/reproduce/evidence.py from our runs, or from the paper's
 own tables so each rule can be checked against the paper's numbers). Scores are the five benchmark numbers
-of `scores(row)`; "relative gain" of a over b on some benchmarks is the mean over them of 100 * (a - b) / |b|.
+of `scores(row)`; "relative gain" of a over b on some benchmarks is the mean over them of 100 * (a - b) / |b|
+(a benchmark where b scored 0 is left out).
 A rule whose evidence is absent says "untestable" and why. Thresholds are written into each rule's text, so
 the report shows the rule beside the verdict; nothing is decided by hand.
 """
@@ -89,9 +90,10 @@ def mean_ranks(models: dict[str, dict], benchmarks=BENCHMARKS) -> dict[str, floa
 
 
 def relative_gain(a: dict, b: dict, benchmarks) -> float | None:
-    """Mean over the shared benchmarks of 100 * (a - b) / |b| (None when none is shared or b is 0)."""
-    shared = [k for k in benchmarks if k in a and k in b]
-    if not shared or any(b[k] == 0 for k in shared):
+    """Mean over the shared benchmarks of 100 * (a - b) / |b|, leaving out those where b scored 0 (no ratio);
+    None when no benchmark is left."""
+    shared = [k for k in benchmarks if k in a and k in b and b[k] != 0]
+    if not shared:
         return None
     return sum(100.0 * (a[k] - b[k]) / abs(b[k]) for k in shared) / len(shared)
 
