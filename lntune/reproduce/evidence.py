@@ -37,10 +37,14 @@ def collect(ctx) -> dict:
                                 "best": {"lr": sweep["best"]["lr"], "metric": sweep["best"]["metric"]}}
     similarity = r.get("similarity") or {}
     reused = ctx.out / "table4" / "layernorm-no-connector" / "reused.json"
+    p = ctx.preset
     return {
-        "preset": ctx.preset.name,
-        "world": ctx.preset.world,
-        "lrs": list(ctx.preset.lrs),
+        "preset": p.name,
+        "world": p.world,
+        "lrs": list(p.lrs),
+        "sizes": {"mix_samples": p.mix_samples, "subset_samples": p.subset_samples, "stage2": list(p.stage2),
+                  "stage1": list(p.stage1), "eval_limit": p.eval_limit, "sweep_limit": p.sweep_limit,
+                  "similarity_samples": p.similarity_samples, "threads": ctx.threads},
         "models": models,
         "sweeps": sweeps,
         "params": r.get("params"),

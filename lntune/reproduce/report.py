@@ -125,6 +125,20 @@ def render(results: dict, figs: dict) -> str:
     return "\n".join(parts)
 
 
+def _sizes(results) -> str:
+    z = results.get("sizes") or {}
+    if not z:
+        return ""
+    mix = "the whole instruct mix" if z["mix_samples"] is None else f"{z['mix_samples']} samples of the instruct mix"
+    limit = "complete benchmarks" if z["eval_limit"] is None else \
+        f"the first {z['eval_limit']} questions per task (per MME subtask and POPE split; images for captioning)"
+    sweep = "all" if z["sweep_limit"] is None else f"the first {z['sweep_limit']}"
+    return (f"Sizes: every stage-2 run sees {mix} (overrides {', '.join(z['stage2']) or 'none'}), each one-type "
+            f"subset {z['subset_samples']} samples; stage 1: {', '.join(z['stage1']) or 'one epoch'}. The learning "
+            f"rate is chosen on {sweep} Flickr30k-style test images; the final evaluations use {limit}. "
+            f"Torch threads: {z.get('threads') or 'default'}.\n\n")
+
+
 def _header(results, counts) -> str:
     lrs = ", ".join(f"{lr:.0e}" for lr in results["lrs"])
     return (f"# Reproduction of \"Tuning LayerNorm in Attention\" in miniature ({results['preset']})\n\n"
@@ -134,6 +148,7 @@ def _header(results, counts) -> str:
             f"({lrs}) and kept at its best on the Flickr30k-style task, as the paper does with its 11 values. "
             "The paper's numbers come from `lntune/paper/*.yaml`; every verdict below is decided by the rule printed "
             "with it (`lntune/reproduce/verdicts.py`), which is also applied to the paper's own numbers.\n\n"
+            + _sizes(results) +
             f"Verdicts: {counts['reproduced']} reproduced, {counts['partly']} partly, {counts['not reproduced']} not "
             f"reproduced, {counts[UNTESTABLE]} untestable in this setting.\n\n"
             "A miniature run is small: few optimizer steps, small evaluation subsets, one seed. Differences of a few "
@@ -254,8 +269,8 @@ def _section_fig2_table3(rows, ev, paper, figs) -> str:
         g = lambda a, b, keys: _pct(relative_gain(a, b, keys)) if a and b else "n/a"
         table.append([label, g(conv, ft, ("coco", "flickr30k")), g(conv, ft, ("mme",)),
                       g(conv, ln, ("coco", "flickr30k")), g(conv, ln, ("mme",))])
-    text += ["\nTable 3 as relative gains of LayerNorm on the conversation subset (a quarter of the mix's size), "
-             "ours beside the paper's backbones:\n",
+    text += ["\nTable 3 as relative gains of LayerNorm on the conversation subset (the paper: 20K conversation "
+             "samples against the 80K mix), ours beside the paper's backbones:\n",
              _table(["model", "captioning vs finetune-full", "MME vs finetune-full", "captioning vs LayerNorm-full",
                      "MME vs LayerNorm-full"], table)]
     text.append("\n### Claims\n")
