@@ -59,7 +59,7 @@ class ReproducePreset:
     count_presets: bool = True  # count the 7B/13B presets for Table 2 (a minute: peft on a 13B meta model)
     model: list[str] = field(default_factory=list)  # model overrides (the smoke test's tiny random models)
     model_classification: list[str] = field(default_factory=list)  # the same for the Table 5 tower
-    seconds_per_step: float = 3.0  # SmolLM2, 16 samples, layernorm, idle 2 cores (STEP_COST scales it)
+    seconds_per_sample: float = 0.2  # SmolLM2 training, layernorm, idle 2 cores (STEP_COST scales it per strategy)
     seconds_per_question: float = 0.35  # evaluation, generation-bound (captions count 3 questions)
     seconds_per_load: float = 8.0  # building/loading a model for a run or an evaluation
     tower_seconds: float = 100.0  # training one world vision tower when not cached
@@ -75,25 +75,35 @@ class ReproducePreset:
         return 4 * limit + limit + 2 * 3 * limit + 3 * limit
 
 
-def _steps(samples: int | None, world: str, batch: int = 16) -> int:
+def _override(overrides: list[str], key: str, default):
+    """The value a list of `key=value` overrides gives `key` (the last one wins), else `default`."""
+    values = [item.split("=", 1)[1] for item in overrides if item.startswith(key + "=")]
+    return type(default)(values[-1]) if values and values[-1] not in ("null", "") else default
+
+
+def _samples_seen(samples: int | None, world: str, overrides: list[str]) -> int:
+    """Samples one run trains on: its data size, cut at max_steps x batch_size when that is smaller."""
     if samples is None:
         from lntune.world.presets import get_preset
 
         samples = 3 * get_preset(world).instruct_per_type
-    return max(1, samples // batch)
+    batch = _override(overrides, "train.batch_size", 16)
+    steps = max(1, samples // batch)
+    return batch * min(steps, _override(overrides, "train.max_steps", steps))
 
 
 PAPER_GRID = (2e-3, 1e-3, 6e-4, 3e-4, 1e-4, 5e-5, 2e-5, 1e-5, 6e-6, 1e-6, 1e-7)
 
 PRESETS = {
-    # ~40 min planned on an idle 2-core CPU: 20 steps of 16 samples per stage-2 run, two learning rates
-    # (both from the paper's grid: one suits the norm strategies, one the weight-matrix strategies).
+    # ~35 min planned on an idle 2-core CPU: 10 steps of 8 samples per stage-2 run, two learning rates (both
+    # from the paper's grid: one suits the norm strategies, one the weight-matrix strategies), 4 questions per
+    # task. Small enough to finish on a 2-core machine that other work shares; the numbers are noisy.
     "world-quick": ReproducePreset(
         name="world-quick", world="quick", lrs=(2e-3, 1e-4),
-        stage1=["train.max_steps=30", "train.save_steps=null"],
-        stage2=["train.max_steps=20", "train.save_steps=null"], mix_samples=320, subset_samples=80,
-        connector_lr=2e-3, sweep_limit=8, eval_limit=6, eval_batch_size=16, track_layers=[10, 20],
-        similarity_samples=12, bench_preset="embedded"),
+        stage1=["train.max_steps=16", "train.save_steps=null"],
+        stage2=["train.batch_size=8", "train.max_steps=10", "train.save_steps=null"], mix_samples=80,
+        subset_samples=24, connector_lr=2e-3, sweep_limit=6, eval_limit=4, eval_batch_size=16, track_layers=[10, 20],
+        similarity_samples=8, bench_preset="embedded"),
     # The paper's 11 learning rates, one epoch of the full world's mix, complete benchmarks: days on a CPU.
     "world-full": ReproducePreset(
         name="world-full", world="full", lrs=PAPER_GRID, stage1=["train.save_steps=200"],
@@ -160,14 +170,14 @@ def _file(path: Path) -> Callable[[Context], bool]:
 
 
 def train_job(key: str, label: str, config_name: str, overrides: Callable[[Context], list[str]], run_dir: Path,
-              steps: int, strategy: str, p: ReproducePreset) -> Job:
+              samples: int, strategy: str, p: ReproducePreset) -> Job:
     """A training run; `overrides(ctx)` is called when the job starts (it may read earlier results)."""
     from lntune.pipeline import run_stage, stage_config
 
     def action(ctx):
         return str(run_stage(stage_config(config_name, [*overrides(ctx), f"output_dir={run_dir}"])))
 
-    cost = p.seconds_per_load + steps * p.seconds_per_step * STEP_COST[strategy]
+    cost = p.seconds_per_load + samples * p.seconds_per_sample * STEP_COST[strategy]
     return Job(key, label, cost, _trained(run_dir), action)
 
 
@@ -190,9 +200,9 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
 
     out = Path(out)
     jobs: list[Job] = []
-    steps = _steps(p.mix_samples, p.world)
-    subset_steps = _steps(p.subset_samples, p.world)
-    stage1_steps = _stage1_steps(p)
+    samples = _samples_seen(p.mix_samples, p.world, p.stage2)  # samples, below: what a run's cost scales with
+    subset_samples = _samples_seen(p.subset_samples, p.world, p.stage2)
+    stage1_samples = _stage1_samples(p)
     full_questions = p.eval_questions(p.eval_limit)
     sweep_questions = 3 * (p.sweep_limit or p.eval_questions(None) // 10)
     mix = [f"data.max_samples={p.mix_samples}"] if p.mix_samples else []
@@ -208,7 +218,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     jobs.append(tower_job("contrastive"))
     stage1 = {"contrastive": out / "stage1", "classification": out / "stage1-classification"}
     jobs.append(train_job("train/stage1", "stage 1 (connector)", "world/stage1", lambda ctx: [*ctx.common, *p.stage1],
-                          stage1["contrastive"], stage1_steps, "stage1", p))
+                          stage1["contrastive"], stage1_samples, "stage1", p))
 
     def stage2(strategy, extra=(), tower="contrastive"):
         base = stage1[tower]
@@ -222,7 +232,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
             run_dir = out / "sweep" / strategy / lr_tag(lr)
             make = stage2(strategy, [*mix, *grads, f"train.lr={lr}"])
             jobs.append(train_job(f"train/sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}",
-                                  f"world/stage2_{strategy}", make, run_dir, steps, strategy, p))
+                                  f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
             jobs.append(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}: {SELECT_TASK}",
                                  lambda ctx, d=run_dir: d, run_dir / "eval", (SELECT_TASK,), p.sweep_limit,
                                  sweep_questions, p))
@@ -238,19 +248,19 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
         make = lambda ctx, k=kind: [*stage2("layernorm")(ctx), f"data.path=${{world}}/instruct/{k}.json",
                                     f"data.max_samples={p.subset_samples}", f"train.lr={best_lr(ctx, 'layernorm')}"]
         jobs.append(train_job(f"train/subset/{kind}", f"layernorm on {kind}", "world/stage2_layernorm", make, run_dir,
-                              subset_steps, "layernorm", p))
+                              subset_samples, "layernorm", p))
         jobs.append(eval_job(f"eval/subset-{kind}", f"evaluate layernorm on {kind}", lambda ctx, d=run_dir: d,
                              out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_questions, p))
 
     # --- Table 4: connector only; norms only with the connector frozen (at LayerNorm's best lr)
     connector = out / "table4" / "connector"
     jobs.append(train_job("train/table4/connector", "connector only", "world/stage2_connector",
-                          stage2("connector", [*mix, f"train.lr={p.connector_lr}"]), connector, steps, "connector", p))
+                          stage2("connector", [*mix, f"train.lr={p.connector_lr}"]), connector, samples, "connector", p))
     jobs.append(eval_job("eval/table4-connector", "evaluate connector only", lambda ctx: connector,
                          out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_questions, p))
     norms_only = out / "table4" / "layernorm-no-connector"
     jobs.append(Job("train/table4/layernorm-no-connector", "norms only, connector frozen",
-                    p.seconds_per_load + steps * p.seconds_per_step * STEP_COST["layernorm-simple"],
+                    p.seconds_per_load + samples * p.seconds_per_sample * STEP_COST["layernorm-simple"],
                     lambda ctx: _trained(norms_only)(ctx) or (norms_only / "reused.json").is_file(),
                     lambda ctx: _norms_only(ctx, norms_only, stage2("layernorm", [*mix, "train.include_base=false"]))))
     jobs.append(eval_job("eval/table4-layernorm", "evaluate norms only", lambda ctx: norms_only_run(ctx, norms_only),
@@ -260,12 +270,12 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     jobs.append(tower_job("classification"))
     jobs.append(train_job("train/stage1-classification", "stage 1 on the classification tower", "world/stage1",
                           lambda ctx: [*ctx.common, "world.vision_objective=classification", *p.model_classification,
-                                       *p.stage1], stage1["classification"], stage1_steps, "stage1", p))
+                                       *p.stage1], stage1["classification"], stage1_samples, "stage1", p))
     for strategy in ("finetune", "layernorm"):
         run_dir = out / "table5" / strategy
         make = lambda ctx, s=strategy: [*stage2(s, mix, tower="classification")(ctx), f"train.lr={best_lr(ctx, s)}"]
         jobs.append(train_job(f"train/table5/{strategy}", f"{strategy} on the classification tower",
-                              f"world/stage2_{strategy}", make, run_dir, steps, strategy, p))
+                              f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
         jobs.append(eval_job(f"eval/table5-{strategy}", f"evaluate {strategy} (classification tower)",
                              lambda ctx, d=run_dir: d, out / "eval" / f"table5-{strategy}", EVAL_TASKS, p.eval_limit,
                              full_questions, p))
@@ -284,13 +294,10 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     return jobs
 
 
-def _stage1_steps(p: ReproducePreset) -> int:
-    for item in p.stage1:
-        if item.startswith("train.max_steps="):
-            return int(item.split("=", 1)[1])
+def _stage1_samples(p: ReproducePreset) -> int:
     from lntune.world.presets import get_preset
 
-    return max(1, get_preset(p.world).train_images // 16)
+    return _samples_seen(get_preset(p.world).train_images, p.world, p.stage1)
 
 
 # ------------------------------------------------------------------------------------------- actions
