@@ -15,6 +15,7 @@ subset with text demonstrations). See docs/evaluation.md.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def text_demo(question: str, answer: str) -> list[dict]:
     return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
 
 
-class Task:
+class Task(ABC):
     """Base class: subclasses set `name`, `official_max_new_tokens` and implement the abstract methods."""
 
     name = ""
@@ -79,21 +80,21 @@ class Task:
             return PAPER_DECODING
         return Decoding(max_new_tokens=self.official_max_new_tokens)
 
+    @abstractmethod
     def samples(self, limit: int | None = None) -> list[Sample]:
         """The questions in document order (the first `limit` of them when given)."""
-        raise NotImplementedError
 
     def parse(self, text: str) -> str:
         """The answer that goes into the official result file, from the generated text."""
         return text.strip()
 
+    @abstractmethod
     def write_outputs(self, samples: list[Sample], answers: dict[str, dict], out_dir: Path) -> list[Path]:
         """Write the official-format result files under out_dir/<task>/ from the JSONL records `answers` (by id)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def score(self, samples: list[Sample], answers: dict[str, dict], out_dir: Path) -> dict:
         """Metrics of the written results (call after write_outputs)."""
-        raise NotImplementedError
 
     # -- helpers for subclasses ------------------------------------------------------------------
 
