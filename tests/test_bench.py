@@ -244,3 +244,27 @@ def test_compile_layers_compiles_each_decoder_block_in_place(tiny_recipe):
     assert len(blocks) == 2 and all(b._compiled_call_impl is not None for b in blocks)
     assert [id(p) for p in model.parameters()] == before
     assert SupervisedLoss(model).mllm is model
+
+
+def test_a_row_out_of_gpu_memory_is_reported_not_fatal():
+    oom = {"impl": "lntune", "strategy": "finetune", "variant": "", "oom": True, "error": "CUDA out of memory."}
+    row = merge_rounds([oom])
+    assert row["oom"] is True and row["step_time_s"] is None and row["peak_mem_mb"] is None
+    simple = dict(impl="lntune", strategy="layernorm-simple", variant="", step_time_s=1.0, peak_mem_mb=1.0,
+                  tokens_per_s=1.0, matmul_fraction=0.5)
+    assert evaluate_targets([row, simple], "cuda")["layernorm_simple_step_time_vs_finetune"]["met"] is None
+    table = format_table({"settings": {"batch_size": 4, "steps": 1, "warmup": 1, "rounds": 1, "threads": 1},
+                          "machine": {"cpu": "x", "cores": 1, "load_avg_before": None, "load_avg_after": None, "gpu": "H100"},
+                          "preset": "llava-llama2-7b", "device": "cuda", "matmul_gflops": 1.0, "rows": [row],
+                          "targets": evaluate_targets([row], "cuda"), "targets_cpu_clock": evaluate_targets([row], "cuda", "cpu")})
+    assert "finetune" in table and "out of memory" in table
+
+
+def test_threads_drop_to_one_on_a_busy_cpu(monkeypatch):
+    from lntune.analysis import bench
+
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    assert bench.choose_threads(None, "cpu", [2.5, 1.0, 1.0]) == (1, "load average 2.5 >= 2 cores: 1 thread per row")
+    assert bench.choose_threads(None, "cpu", [1.5, 1.0, 1.0]) == (None, "torch's default")
+    assert bench.choose_threads(None, "cuda", [9.0, 1.0, 1.0]) == (None, "torch's default")
+    assert bench.choose_threads(2, "cpu", [9.0, 1.0, 1.0]) == (2, "--threads")

@@ -31,9 +31,18 @@ from lntune.errors import LntuneError
 
 DEFAULT_STRATEGIES = ("finetune", "lora", "layernorm", "layernorm-simple")
 DEFAULT_BASELINES = ("layernorm", "lora")
+TABLE2_STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple")  # the paper's rows
+
+
+def default_strategies(preset: str) -> tuple:
+    """The paper-size presets measure every Table 2 row; the others the four the targets need."""
+    from lntune.analysis.bench_presets import PAPER_PRESETS
+
+    return TABLE2_STRATEGIES if preset in PAPER_PRESETS else DEFAULT_STRATEGIES
 # Extra lntune rows of layernorm-simple: "feature-cache" (vision features computed once, a saving of sweeps and
 # multi-epoch runs), "compile" (SupervisedLoss(compile_layers=True), opt-in).
 VARIANTS = ("feature-cache", "compile")
+DEFAULT_VARIANTS = ("feature-cache",)  # the compile row pays a one-time compile (about 100 s here) on a first run
 VARIANT_STRATEGY = "layernorm-simple"
 
 
@@ -64,13 +73,15 @@ def row_key(row: dict) -> tuple:
     return row["impl"], row["strategy"], row.get("variant", "")
 
 
-def run_bench(preset: str = "embedded", strategies=DEFAULT_STRATEGIES, baselines=DEFAULT_BASELINES,
+def run_bench(preset: str = "embedded", strategies=None, baselines=DEFAULT_BASELINES,
               steps: int = 2, warmup: int = 1, rounds: int = 2, feature_cache: bool = True, compile_variant: bool = False,
               random_init: bool = False,
               batch_size: int | None = None, threads: int | None = None, workdir=None, timeout_s: float = 1800,
               progress: bool = True, isolate: bool = True) -> dict:
     """Run every row in its own process and return the result dict (see `lntune bench --json`).
     `feature_cache` / `compile_variant` add the layernorm-simple rows "feature-cache" / "compile".
+    `strategies=None` takes `default_strategies(preset)`. A row that runs out of GPU memory is reported as
+    {"oom": true} (Table 2's "OOM") instead of stopping the run.
     `isolate=False` runs the rows in this process instead (quick checks; peak memories then overlap)."""
     from lntune.analysis.bench_presets import recipe as make_recipe
     from lntune.paths import lntune_home
@@ -81,6 +92,8 @@ def run_bench(preset: str = "embedded", strategies=DEFAULT_STRATEGIES, baselines
     load_before = _load()
     recipe = make_recipe(preset, workdir or lntune_home() / "bench", random_init=random_init, batch_size=batch_size)
     variants = [v for v, wanted in zip(VARIANTS, (feature_cache, compile_variant)) if wanted]
+    strategies = default_strategies(preset) if strategies is None else strategies
+    threads, threads_note = choose_threads(threads, recipe["device"], load_before)
     jobs = plan_jobs(recipe, list(strategies), list(baselines), variants, steps, warmup, threads)
     order = [job for r in range(rounds) for job in (jobs if r % 2 == 0 else jobs[::-1])]
     per_row: dict[tuple, list[dict]] = {}
@@ -94,26 +107,43 @@ def run_bench(preset: str = "embedded", strategies=DEFAULT_STRATEGIES, baselines
             per_row.setdefault(row_key(row), []).append(row)
             bar.update(1)
     rows = [merge_rounds(per_row[key]) for key in dict.fromkeys(row_key(j) for j in jobs)]
-    matmul = statistics.median(r["matmul"]["gflops"] for runs in per_row.values() for r in runs)
-    matmul_cpu = statistics.median(r["matmul"]["gflops_cpu"] for runs in per_row.values() for r in runs)
+    probes = [r["matmul"] for runs in per_row.values() for r in runs if "matmul" in r]
+    if not probes:
+        raise LntuneError("every bench row ran out of memory: try a smaller --batch-size")
+    matmul = statistics.median(p["gflops"] for p in probes)
+    matmul_cpu = statistics.median(p["gflops_cpu"] for p in probes)
     for row in rows:
-        row["matmul_fraction"] = row["floor_gflops"] / matmul
-        row["cpu_matmul_fraction"] = row["floor_gflops_cpu"] / matmul_cpu
+        if not row.get("oom"):
+            row["matmul_fraction"] = row["floor_gflops"] / matmul
+            row["cpu_matmul_fraction"] = row["floor_gflops_cpu"] / matmul_cpu
     device = recipe["device"]
     return {
         "preset": preset, "random_init": random_init, "device": device,
         "settings": {"batch_size": recipe["batch_size"], "steps": steps, "warmup": warmup, "rounds": rounds,
-                     "threads": threads or rows[0]["threads"], "dtype": recipe["dtype"],
+                     "threads": threads or probes[0]["threads"], "threads_note": threads_note, "dtype": recipe["dtype"],
                      "mixed_precision": recipe["mixed_precision"], "gradient_checkpointing": recipe["gradient_checkpointing"],
                      "lora": recipe["lora"], "vision": recipe.get("vision_note", "")},
         "machine": machine_info(device, load_before),
         "matmul_gflops": matmul, "matmul_gflops_cpu": matmul_cpu,
-        "flop_floor": {row["strategy"]: row["flop_floor"] for row in rows if row["impl"] == "lntune" and not row["variant"]},
+        "flop_floor": {row["strategy"]: row["flop_floor"] for row in rows
+                       if row["impl"] == "lntune" and not row["variant"] and not row.get("oom")},
         "targets": evaluate_targets(rows, device),
         "targets_cpu_clock": evaluate_targets(rows, device, clock="cpu"),
         "rows": rows,
         "elapsed_s": time.perf_counter() - started,
     }
+
+
+def choose_threads(threads: int | None, device: str, load) -> tuple[int | None, str]:
+    """(torch threads per row, why). None = torch's default. On a CPU already busier than its core count, OpenMP
+    threads wait on each other at every operation (a step took 4x longer with 2 threads than with 1 at load 8
+    on 2 cores), so rows run single-threaded there unless --threads says otherwise."""
+    if threads:
+        return threads, "--threads"
+    cores = os.cpu_count() or 1
+    if device == "cpu" and load and cores > 1 and load[0] >= cores:
+        return 1, f"load average {load[0]} >= {cores} cores: 1 thread per row"
+    return None, "torch's default"
 
 
 def _run_worker(job: dict, base: Path, timeout_s: float) -> dict:
@@ -145,6 +175,11 @@ def _run_here(job: dict) -> dict:
 def merge_rounds(runs: list[dict]) -> dict:
     """One row from the same row's rounds: timed steps pooled, the largest peak memory."""
     first = runs[0]
+    if any(r.get("oom") for r in runs):
+        keys = ("impl", "strategy", "step_time_s", "tokens_per_s", "peak_mem_mb", "trainable")
+        return {**{k: None for k in keys}, **{k: first[k] for k in ("impl", "strategy", "trainable") if k in first},
+                "variant": first.get("variant", ""), "oom": True,
+                "error": next(r["error"] for r in runs if r.get("oom"))}
     times = [t for r in runs for t in r["step_times_s"]]
     cpu_times = [t for r in runs for t in r["cpu_step_times_s"]]
     steps = [s for r in runs for s in r["steps"]]
@@ -165,7 +200,8 @@ def merge_rounds(runs: list[dict]) -> dict:
 
 
 def _find(rows, impl, strategy, variant=""):
-    return next((r for r in rows if row_key(r) == (impl, strategy, variant)), None)
+    """The measured row, or None (absent, or out of memory)."""
+    return next((r for r in rows if row_key(r) == (impl, strategy, variant) and not r.get("oom")), None)
 
 
 def evaluate_targets(rows: list[dict], device: str, clock: str = "wall") -> dict:
@@ -233,12 +269,16 @@ def format_table(result: dict) -> str:
     s = result["settings"]
     m = result["machine"]
     lines = [f"lntune bench --preset {result['preset']}: batch {s['batch_size']}, {s['steps']} timed steps after "
-             f"{s['warmup']} warm-up x {s['rounds']} rounds, {s['threads']} threads, {result['device']}",
+             f"{s['warmup']} warm-up x {s['rounds']} rounds, {s['threads']} threads"
+             f"{' (' + s['threads_note'] + ')' if s.get('threads_note') else ''}, {result['device']}",
              f"machine: {m.get('gpu') or m['cpu']} ({m['cores']} cores), load avg {m['load_avg_before']} -> {m['load_avg_after']}; "
              f"matmul rate {result['matmul_gflops']:.1f} GFLOP/s", "",
              f"{'impl':<8}{'strategy':<18}{'variant':<15}{'step s':>8}{'cpu s':>8}{'tok/s':>9}{'peak MB':>9}{'trainable':>13}"
              f"{'floor GF':>10}{'matmul %':>9}"]
     for r in result["rows"]:
+        if r.get("oom"):
+            lines.append(f"{r['impl']:<8}{r['strategy']:<18}{r['variant'] or '-':<15}{'out of memory':>34}")
+            continue
         lines.append(f"{r['impl']:<8}{r['strategy']:<18}{r['variant'] or '-':<15}{r['step_time_s']:>8.3f}{r['cpu_step_time_s']:>8.3f}"
                      f"{r['tokens_per_s']:>9.0f}{r['peak_mem_mb']:>9.0f}{r['trainable']:>13,}"
                      f"{r['flop_floor'] / 1e9:>10.1f}{100 * r['matmul_fraction']:>8.0f}%")
@@ -262,7 +302,7 @@ def plot_chart(result: dict, out_png) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result["rows"]
+    rows = [r for r in result["rows"] if not r.get("oom")]
     labels = [f"{r['impl']}\n{r['strategy']}" + (f"\n{r['variant']}" if r["variant"] else "") for r in rows]
     colors = ["#3b75af" if r["impl"] == "lntune" else "#e0823d" for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.3 * len(rows) * 2), 4.2))
@@ -285,5 +325,5 @@ def plot_chart(result: dict, out_png) -> Path:
 def public_json(result: dict) -> dict:
     """The `--json` document: rows with the issue's keys first, details after."""
     keys = ("impl", "strategy", "step_time_s", "tokens_per_s", "peak_mem_mb", "trainable")
-    rows = [{**{k: r[k] for k in keys}, **{k: v for k, v in r.items() if k not in keys}} for r in result["rows"]]
+    rows = [{**{k: r.get(k) for k in keys}, **{k: v for k, v in r.items() if k not in keys}} for r in result["rows"]]
     return {**result, "rows": rows}

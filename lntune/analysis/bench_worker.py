@@ -315,12 +315,16 @@ def run_job(job: dict) -> dict:
 
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
-    if job["impl"] == "hf-peft":
-        from lntune.analysis.bench_baseline import run_hf_row
+    try:
+        if job["impl"] == "hf-peft":
+            from lntune.analysis.bench_baseline import run_hf_row
 
-        row = run_hf_row(job)
-    else:
-        row = run_lntune_row(job)
+            row = run_hf_row(job)
+        else:
+            row = run_lntune_row(job)
+    except torch.OutOfMemoryError as err:  # Table 2's "OOM": a result, not a failure of the bench
+        return {"impl": job["impl"], "strategy": job["strategy"], "variant": job.get("variant", ""), "oom": True,
+                "error": str(err).splitlines()[0]}
     recipe = job["recipe"]
     dtype = "bfloat16" if recipe["mixed_precision"] == "bf16" and recipe["device"] == "cuda" else recipe["dtype"]
     tokens = int(statistics.median(c["tokens"] for c in row["steps"]))

@@ -18,17 +18,19 @@ def register(subparsers):
     parser.add_argument("--preset", default="embedded",
                         help="embedded (default: SmolLM2-135M on CPU), tiny, llava-llama2-7b, llava-llama2-13b, llava-vicuna-7b")
     parser.add_argument("--random-init", action="store_true", help="random weights (the paper-size presets; memory does not depend on them)")
-    parser.add_argument("--strategies", default=None, help="comma-separated lntune strategies (default: finetune,lora,layernorm,layernorm-simple)")
+    parser.add_argument("--strategies", default=None, help="comma-separated lntune strategies (default: finetune,lora,layernorm,"
+                                                           "layernorm-simple; the paper presets: all six of Table 2)")
     parser.add_argument("--baselines", default=None, help="comma-separated strategies to run with HF Trainer + peft, or 'none' "
                                                           "(default: layernorm,lora)")
     parser.add_argument("--variants", default=None, help="extra layernorm-simple rows, comma-separated, or 'none' (default: "
-                                                         "feature-cache,compile): vision features computed once (a sweep-level "
-                                                         "saving); decoder blocks under torch.compile (opt-in)")
+                                                         "feature-cache; none for the paper presets; also: compile): vision features "
+                                                         "computed once (a sweep-level saving); decoder blocks under torch.compile")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per row and round (default 2)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     parser.add_argument("--rounds", type=int, default=2, help="times each row runs, in alternating order (default 2)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per row (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per row (default: torch's choice, or 1 "
+                                                                     "when the load average already exceeds the core count)")
     parser.add_argument("--out", default="runs/bench", help="where bench.json and bench.png go (default runs/bench)")
     parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     parser.set_defaults(func=run)
@@ -37,12 +39,14 @@ def register(subparsers):
 def run(args) -> int:
     from pathlib import Path
 
-    from lntune.analysis.bench import (DEFAULT_BASELINES, DEFAULT_STRATEGIES, VARIANTS, format_table, plot_chart,
-                                       public_json, run_bench)
+    from lntune.analysis.bench import (DEFAULT_BASELINES, DEFAULT_VARIANTS, VARIANTS, default_strategies, format_table,
+                                       plot_chart, public_json, run_bench)
 
-    strategies = _names(args.strategies, DEFAULT_STRATEGIES)
+    strategies = _names(args.strategies, default_strategies(args.preset))
     baselines = _names(args.baselines, DEFAULT_BASELINES)
-    variants = _names(args.variants, VARIANTS)
+    from lntune.analysis.bench_presets import PAPER_PRESETS
+
+    variants = _names(args.variants, () if args.preset in PAPER_PRESETS else DEFAULT_VARIANTS)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise LntuneError(f"--variants: unknown variant {unknown[0]!r}; variants: {', '.join(VARIANTS)}")
