@@ -10,6 +10,8 @@ head a chunk at a time, and each chunk's gradients (softmax minus one-hot, times
 hidden states) are taken right away, in the forward pass. The full logits and their log-softmax — rows x
 vocabulary floats, several times the size of one layer's activations — are never held, and the peak
 memory of a step (reached at the end of the forward pass) drops by that much. The FLOPs are the same.
+A trained head instead holds its weight gradient from forward to backward; where that is the larger of
+the two (a wide LLM with few supervised rows) the plain head + cross-entropy runs.
 
 `SupervisedLoss(model, compile_layers=True)` also compiles each decoder block with `torch.compile`
 (dynamic shapes, one graph shared by all blocks): the norms, activations and rotary embeddings fuse, and
@@ -55,8 +57,12 @@ def decoder_blocks(mllm) -> list[nn.Module]:
 
 def head_cross_entropy(hidden: torch.Tensor, head: nn.Module, targets: torch.Tensor) -> torch.Tensor:
     """sum over rows of cross_entropy(head(hidden), targets), in fp32 (autocast applies to the matmuls)."""
-    if type(head) is not nn.Linear or head.bias is not None or head._forward_hooks or head._forward_pre_hooks:
-        return F.cross_entropy(head(hidden).float(), targets, reduction="sum")  # a wrapped or biased head
+    plain = type(head) is not nn.Linear or head.bias is not None or head._forward_hooks or head._forward_pre_hooks
+    # A trained head's weight gradient (vocabulary x hidden, fp32) is held from the forward pass to the backward
+    # one; it must cost less than the logits it replaces (rows x vocabulary, ~10 bytes each counting their
+    # log-softmax and gradient): true for small LLMs (SmolLM2: 576 wide), not for 7B ones with few supervised rows.
+    if plain or (head.weight.requires_grad and torch.is_grad_enabled() and 4 * head.weight.shape[1] > 10 * hidden.shape[0]):
+        return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
     chunk = max(16, _CHUNK_ELEMENTS // head.weight.shape[0])
