@@ -128,6 +128,20 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     second = reproduce(preset, out, progress=False)
     assert second["jobs"] == records
     assert json.loads((out / "results.json").read_text())["models"] == results["models"]
+    # as if killed mid-way: a training run and an evaluation lost; only they (and what reads them) are redone
+    import shutil
+
+    shutil.rmtree(out / "eval" / "lora")
+    for name in ("trainable.safetensors", "lntune.json"):
+        (out / "table4" / "connector" / name).unlink()
+    before = json.loads((out / "jobs.json").read_text())
+    reproduce(preset, out, progress=False)
+    after = json.loads((out / "jobs.json").read_text())
+    assert {key for key in after if after[key] != before[key]} == {"eval/lora", "train/table4/connector"}
+    assert (out / "table4" / "connector" / "trainable.safetensors").is_file()
+    results = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+
     # the report alone, read back from what is on disk
     (out / "report.md").unlink()
     reproduce(preset, out, progress=False, report_only=True)

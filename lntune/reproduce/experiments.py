@@ -200,7 +200,8 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
 
     out = Path(out)
     jobs: list[Job] = []
-    samples = _samples_seen(p.mix_samples, p.world, p.stage2)  # samples, below: what a run's cost scales with
+    # samples each kind of run trains on (what its planned cost scales with)
+    samples = _samples_seen(p.mix_samples, p.world, p.stage2)
     subset_samples = _samples_seen(p.subset_samples, p.world, p.stage2)
     stage1_samples = _stage1_samples(p)
     full_questions = p.eval_questions(p.eval_limit)
@@ -223,7 +224,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     def stage2(strategy, extra=(), tower="contrastive"):
         base = stage1[tower]
         cls = ["world.vision_objective=classification", *p.model_classification] if tower == "classification" else []
-        return lambda ctx, lr=None: [*ctx.common, *cls, *p.stage2, f"model.base={base}", *extra]
+        return lambda ctx: [*ctx.common, *cls, *p.stage2, f"model.base={base}", *extra]
 
     # --- Table 1 / A1: the learning-rate sweep of every strategy on the instruct mix
     for strategy in STRATEGIES:

@@ -61,7 +61,7 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
             record = records.setdefault(job.key, {})
             record.update(label=job.label, planned_s=round(job.cost_s, 1))
             if job.key not in done_before:
-                record.update(measured_s=round(seconds, 1), cpu_s=round(cpu_seconds, 1))
+                record.update(measured_s=round(seconds, 1), cpu_s=round(cpu_seconds, 1), ended=round(time.time(), 3))
                 bar.update(round(job.cost_s))
             _write_records(out, records)
     finally:
