@@ -158,6 +158,8 @@ def test_rules_on_the_papers_numbers_recover_its_text():
     assert [judge("t4_layernorm_vs_connector", ev).status for _, ev in evidence["t4_layernorm_vs_connector"]] == \
         [REPRODUCED, PARTLY]
     assert [judge("a1_lr_range", ev).status for _, ev in evidence["a1_lr_range"]] == [REPRODUCED]
+    assert [judge("t1_chat_llm_better", ev).status for _, ev in evidence["t1_chat_llm_better"]] == [REPRODUCED] * 2
+    assert judge("t1_chat_llm_better", {}).status == UNTESTABLE  # a reproduction on one LLM
 
 
 def fake_results():

@@ -120,6 +120,11 @@ def paper_evidence() -> dict[str, list[tuple[str, dict]]]:
         for claim in ("t1_layernorm_vs_finetune", "t1_layernorm_best", "t1_layernorm_vs_lora", "t1_simple_vs_lora",
                       "t1_simple_vs_finetune", "t1_mme_cognition"):
             out.setdefault(claim, []).append((backbone, ev))
+    chat_pairs = {scale: {"base": {s: scores(r) for s, r in t1["backbones"][f"MM-LLaMA2-{scale}"].items()},
+                          "chat": {s: scores(r) for s, r in t1["backbones"][f"MM-LLaMA2-Chat-{scale}"].items()}}
+                  for scale in ("7B", "13B")}
+    out["t1_chat_llm_better"] = [(f"LLaMA2 vs LLaMA2-Chat {scale}", {"llm_pairs": {scale: pair}})
+                                 for scale, pair in chat_pairs.items()]
     percents = _paper_percents(t2)
     for scale in ("7b", "13b"):
         out.setdefault("t2_param_order", []).append((scale.upper(), {"trainable": percents[scale]}))

@@ -174,6 +174,22 @@ def _mme_cognition(ev):
     return Verdict(REPRODUCED if ln < ft else NOT, f"cognition LayerNorm {ln:.1f} vs finetune {ft:.1f}")
 
 
+def _chat_better(ev):
+    pairs = ev.get("llm_pairs") or {}
+    if not pairs:
+        return Verdict(UNTESTABLE, "one LLM only (SmolLM2-135M-Instruct); the claim needs a chat and a base LLM of "
+                                   "the same size")
+    held = {}
+    for label, pair in pairs.items():
+        mean = {kind: {b: sum(s[b] for s in models.values()) / len(models) for b in ("mme", "pope")}
+                for kind, models in pair.items()}
+        held[label] = [b for b in ("mme", "pope") if mean["chat"][b] > mean["base"][b]]
+    detail = "; ".join(f"{label}: chat better on {', '.join(b) or 'neither'}" for label, b in held.items()) + \
+        " (means over the tuning strategies)"
+    wins_all = all(len(b) == 2 for b in held.values())
+    return Verdict(REPRODUCED if wins_all else PARTLY if any(held.values()) else NOT, detail)
+
+
 def _params_presets(ev):
     computed, printed, decimals = ev["presets"], ev["presets_paper"], ev["presets_decimals"]
     checked = matched = 0
@@ -372,6 +388,9 @@ RULES: dict[str, Rule] = {
     "t1_mme_cognition": Rule(
         "reproduced if LayerNorm's MME cognition is below finetune's; untestable without cognition subtasks",
         (), _mme_cognition),
+    "t1_chat_llm_better": Rule(
+        "reproduced if, averaged over the tuning strategies, the chat LLM's models beat the same-size base LLM's on "
+        "both MME and POPE; partly if on one; untestable with a single LLM", (), _chat_better),
     "t2_params_presets": Rule(
         "reproduced if all 12 percentages computed on the 7B/13B meta-device presets (LoRA rank 64) round to the "
         "printed ones; partly if >= half do; else not", ("presets", "presets_paper", "presets_decimals"),
