@@ -42,6 +42,7 @@ class ModelConfig:
     chat_template: str | None = None  # force chatml | vicuna_v1 | llama2_chat; None keeps the tokenizer's
     dtype: str = "float32"  # dtype of the frozen weights: float32 | bfloat16 | float16 (trainable stay fp32)
     seed: int = 0  # projector initialisation seed
+    projector_init_scale: float = 1.0  # multiplies the fresh projector's initial weights (stage 1 only)
 
 
 @dataclass

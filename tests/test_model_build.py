@@ -87,6 +87,13 @@ def test_vision_feature_layer_is_configurable(parts):
     assert model.config.vision_feature_layer == -1
 
 
+def test_projector_init_scale_multiplies_the_fresh_projector(parts):
+    plain, _ = build_mllm(parts["llama"], parts["clip"], seed=3)
+    small, _ = build_mllm(parts["llama"], parts["clip"], seed=3, projector_init_scale=0.1)
+    a, b = plain.model.multi_modal_projector.linear_1, small.model.multi_modal_projector.linear_1
+    assert torch.equal(b.weight, a.weight * 0.1) and torch.equal(b.bias, a.bias * 0.1)
+
+
 def test_bad_inputs_raise_clear_errors(parts, tmp_path):
     with pytest.raises(LntuneError, match="unknown projector 'conv'"):
         build_mllm(parts["llama"], parts["clip"], projector="conv")

@@ -20,8 +20,13 @@ IMAGE_TOKEN = "<image>"
 PAD_TOKEN = "<pad>"
 
 
-def build_mllm(llm, vision, projector="linear", vision_feature_layer=-2, chat_template=None, dtype=None, seed=0):
-    """Build a LLaVA model from a causal-LM directory and a vision-encoder directory."""
+def build_mllm(llm, vision, projector="linear", vision_feature_layer=-2, chat_template=None, dtype=None, seed=0,
+               projector_init_scale=1.0):
+    """Build a LLaVA model from a causal-LM directory and a vision-encoder directory.
+
+    projector_init_scale multiplies the new projector's initial weights: a vision tower whose features are
+    far larger than the LLM's token embeddings would otherwise drown the text at the start of stage 1.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if projector not in PROJECTOR_TYPES:
@@ -35,6 +40,7 @@ def build_mllm(llm, vision, projector="linear", vision_feature_layer=-2, chat_te
     return assemble_mllm(
         language_model, tokenizer, vision_model, image_processor, strategy, extra_tokens,
         projector=projector, vision_feature_layer=vision_feature_layer, chat_template=chat_template, seed=seed,
+        projector_init_scale=projector_init_scale,
     )
 
 
@@ -46,7 +52,7 @@ def build_embedded_mllm(vision, projector="linear", vision_feature_layer=-2, see
 
 
 def assemble_mllm(language_model, tokenizer, vision_model, image_processor, strategy, extra_tokens,
-                  projector="linear", vision_feature_layer=-2, chat_template=None, seed=0):
+                  projector="linear", vision_feature_layer=-2, chat_template=None, seed=0, projector_init_scale=1.0):
     """Put already-loaded parts together without copying their weights (modules are moved in, not cloned)."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
@@ -72,6 +78,10 @@ def assemble_mllm(language_model, tokenizer, vision_model, image_processor, stra
     model.lm_head = language_model.lm_head
     torch.manual_seed(seed)
     proj = LinearProjector(config) if projector == "linear" else LlavaMultiModalProjector(config)
+    if projector_init_scale != 1.0:
+        with torch.no_grad():
+            for p in proj.parameters():
+                p.mul_(projector_init_scale)
     model.model.multi_modal_projector = proj.to(dtype=language_model.dtype)
     model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     if config.tie_word_embeddings:

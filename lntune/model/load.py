@@ -42,7 +42,8 @@ def load_base(base: dict, dtype=None, relative_to: Path | None = None):
         llm = embedded_llm_dir() if base["llm"] == "embedded" else base["llm"]
         return build_mllm(llm, _resolve(base["vision"], relative_to), projector=base.get("projector", "linear"),
                           vision_feature_layer=base.get("vision_feature_layer", -2), dtype=dtype,
-                          seed=base.get("seed", 0), chat_template=base.get("chat_template"))
+                          seed=base.get("seed", 0), chat_template=base.get("chat_template"),
+                          projector_init_scale=base.get("projector_init_scale", 1.0))
     if kind in ("hf", "run"):
         return load_mllm(_resolve(base["path"], relative_to), dtype=dtype)
     raise LntuneError(f"unknown base kind {kind!r} in {RUN_FILE} (expected build, hf or run)")

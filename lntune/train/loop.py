@@ -44,7 +44,8 @@ def base_entry(config: RunConfig) -> dict:
         return {"kind": "run" if (base / "lntune.json").is_file() else "hf", "path": str(base)}
     llm = m.llm if m.llm == "embedded" else str(Path(m.llm).resolve())
     return {"kind": "build", "llm": llm, "vision": str(Path(m.vision).resolve()), "projector": m.projector,
-            "vision_feature_layer": m.vision_feature_layer, "seed": m.seed, "chat_template": m.chat_template}
+            "vision_feature_layer": m.vision_feature_layer, "seed": m.seed, "chat_template": m.chat_template,
+            "projector_init_scale": m.projector_init_scale}
 
 
 def build_model(config: RunConfig):
