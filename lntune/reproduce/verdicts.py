@@ -261,22 +261,16 @@ def _less_is_more(ev):
     t3 = ev["table3"]
     if "layernorm-conv" not in t3 or "finetune-full" not in t3:
         return Verdict(UNTESTABLE, "layernorm on the conversation subset or finetune on the full mix missing")
-    caption = relative_gain(t3["layernorm-conv"], t3["finetune-full"], CAPTIONING)
-    mme = relative_gain(t3["layernorm-conv"], t3["finetune-full"], ("mme",))
-    ok = [caption is not None and caption > 0, mme is not None and mme >= -10.0]
-    detail = f"captioning {_pct(caption)}, MME {_pct(mme)} (LayerNorm-conversation vs finetune-full)"
-    return Verdict(REPRODUCED if all(ok) else PARTLY if any(ok) else NOT, detail)
+    return _captioning_and_mme(t3["layernorm-conv"], t3["finetune-full"], lambda c: c > 0, lambda m: m >= -10.0,
+                               "captioning {caption}, MME {mme} (LayerNorm-conversation vs finetune-full)")
 
 
 def _subset_vs_full(ev):
     t3 = ev["table3"]
     if "layernorm-conv" not in t3 or "layernorm-full" not in t3:
         return Verdict(UNTESTABLE, "layernorm on the conversation subset or on the full mix missing")
-    caption = relative_gain(t3["layernorm-conv"], t3["layernorm-full"], CAPTIONING)
-    mme = relative_gain(t3["layernorm-conv"], t3["layernorm-full"], ("mme",))
-    ok = [caption is not None and caption >= -15.0, mme is not None and mme >= -15.0]
-    detail = f"captioning {_pct(caption)}, MME {_pct(mme)} (LayerNorm-conversation vs LayerNorm-full)"
-    return Verdict(REPRODUCED if all(ok) else PARTLY if any(ok) else NOT, detail)
+    return _captioning_and_mme(t3["layernorm-conv"], t3["layernorm-full"], lambda c: c >= -15.0, lambda m: m >= -15.0,
+                               "captioning {caption}, MME {mme} (LayerNorm-conversation vs LayerNorm-full)")
 
 
 def _layernorm_vs_connector(ev):
@@ -300,10 +294,16 @@ def _unaligned_layernorm(ev):
     t5 = ev["table5"]
     if "layernorm" not in t5 or "finetune" not in t5:
         return Verdict(UNTESTABLE, "finetune or layernorm on the classification tower missing")
-    caption = relative_gain(t5["layernorm"], t5["finetune"], CAPTIONING)
-    mme = relative_gain(t5["layernorm"], t5["finetune"], ("mme",))
-    ok = [caption is not None and caption > 0, mme is not None and mme >= -10.0]
-    detail = f"LayerNorm vs finetune on the unaligned tower: captioning {_pct(caption)}, MME {_pct(mme)}"
+    return _captioning_and_mme(t5["layernorm"], t5["finetune"], lambda c: c > 0, lambda m: m >= -10.0,
+                               "LayerNorm vs finetune on the unaligned tower: captioning {caption}, MME {mme}")
+
+
+def _captioning_and_mme(model, baseline, caption_ok, mme_ok, template):
+    """Reproduced if both relative gains over `baseline` pass their test, partly if one does, else not."""
+    caption = relative_gain(model, baseline, CAPTIONING)
+    mme = relative_gain(model, baseline, ("mme",))
+    ok = [caption is not None and caption_ok(caption), mme is not None and mme_ok(mme)]
+    detail = template.format(caption=_pct(caption), mme=_pct(mme))
     return Verdict(REPRODUCED if all(ok) else PARTLY if any(ok) else NOT, detail)
 
 
