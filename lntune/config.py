@@ -78,6 +78,7 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (autocast on GPU)
     tf32: bool = True  # allow TF32 matmuls on Ampere+ GPUs
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile each decoder block: a few % faster per step after a one-time compile (~1 min)
     save_steps: int | None = None  # checkpoint every N optimizer steps
     save_total_limit: int = 2  # keep the newest K checkpoints
     log_steps: int = 1

@@ -226,6 +226,7 @@ def run_lntune_row(job: dict) -> dict:
     from lntune.strategies import apply_strategy
     from lntune.train import loop
     from lntune.train.loss import SupervisedLoss
+    from lntune.train.optim import make_optimizer
 
     recipe, steps = job["recipe"], job["warmup"] + job["steps"]
     config = run_config(recipe, job["strategy"])
@@ -248,7 +249,7 @@ def run_lntune_row(job: dict) -> dict:
         batches = _with_cached_features(model, batches, steps, accelerator.device)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = make_optimizer(params, t)
     scheduler = loop._scheduler(optimizer, t.scheduler, 1, steps)
     loss = SupervisedLoss(model, compile_layers=job.get("variant") == "compile")
     wrapper, optimizer = accelerator.prepare(loss, optimizer)

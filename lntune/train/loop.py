@@ -25,6 +25,7 @@ from lntune.train.checkpoint import list_checkpoints, load_checkpoint, require_c
 from lntune.train.grad_stats import GradRecorder
 from lntune.train.logger import TrainLogger, peak_memory_mb, plot_loss_curve, truncate_jsonl
 from lntune.train.loss import SupervisedLoss, supervised_tokens
+from lntune.train.optim import make_optimizer
 from lntune.train.summary import print_trainable_summary
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -97,7 +98,7 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     total_steps = per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, per_epoch * t.epochs)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = make_optimizer(params, t)
     scheduler = _scheduler(optimizer, t.scheduler, math.ceil(t.warmup_ratio * total_steps), total_steps)
     if main:
         print_trainable_summary(model, spec)
@@ -114,7 +115,7 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         if main:
             print(f"lntune: resumed from {checkpoints[-1]} (step {step})")
 
-    wrapper, optimizer = accelerator.prepare(SupervisedLoss(model), optimizer)
+    wrapper, optimizer = accelerator.prepare(SupervisedLoss(model, compile_layers=t.compile), optimizer)
     collate = LlavaCollator(processor.tokenizer.pad_token_id)
     logger = TrainLogger(out, total_steps, step, enabled=main)
     grads = GradRecorder(model, t.track_grads or [], out / "grads.jsonl", enabled=main and bool(t.track_grads))
