@@ -23,8 +23,6 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_WORLD = Path.home() / ".cache/lntune/worlds/quick-s0-v2"
-
 
 def roc_auc(scores: list[float], labels: list[bool]) -> float:
     pos = [s for s, y in zip(scores, labels) if y]
@@ -112,9 +110,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("probe", choices=["image", "text"])
     parser.add_argument("paths", nargs="*", help="image: RUN_DIR EVAL_DIR")
-    parser.add_argument("--world", type=Path, default=DEFAULT_WORLD)
+    parser.add_argument("--world", type=Path, help="the world directory (default: the quick world, generated if missing)")
     parser.add_argument("--per-split", type=int, default=40)
     args = parser.parse_args()
+    if args.world is None:
+        from lntune.world.cache import ensure_world
+
+        args.world = ensure_world("quick", 0, progress=False)
     if args.probe == "image":
         if len(args.paths) != 2:
             parser.error("image needs RUN_DIR and EVAL_DIR")
