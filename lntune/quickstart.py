@@ -33,7 +33,8 @@ PRESETS = {
     "smoke": QuickstartPreset(world="smoke", stage1=["train.max_steps=6", "train.batch_size=8", "train.save_steps=null"],
                               stage2=["train.max_steps=8", "train.batch_size=8", "train.save_steps=null"],
                               eval_limit=4, eval_batch_size=8),
-    # Sized for <= 10 minutes on 2 CPU cores: 40 projector steps, 16 LayerNorm steps, ~180 questions per model.
+    # Sized for <= 10 minutes on 2 CPU cores: 40 projector steps, 16 LayerNorm steps, 160 questions per model
+    # (16 per MME subtask and POPE split, and per VQAv2 / COCO / Flickr30k).
     "quick": QuickstartPreset(world="quick", stage1=["data.max_samples=640", "train.lr=5.0e-3", "train.warmup_ratio=0.1",
                                                       "train.save_steps=null"],
                               stage2=["data.max_samples=256", "train.lr=2.0e-3", "train.save_steps=null"],

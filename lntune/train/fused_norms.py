@@ -35,7 +35,8 @@ def _same_code(a, b) -> bool:
 def _fused_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     if hidden_states.dtype != self.weight.dtype:
         return type(self).forward(self, hidden_states)
-    return F.rms_norm(hidden_states, self.weight.shape, self.weight, self.variance_epsilon)
+    # the normalised shape from the input, not the weight: a sharded weight (ZeRO-3) may not show its full shape
+    return F.rms_norm(hidden_states, hidden_states.shape[-1:], self.weight, self.variance_epsilon)
 
 
 def fuse_rms_norms(model: nn.Module) -> int:
