@@ -2,6 +2,7 @@
 
     python scripts/pope_probe.py image RUN_DIR EVAL_DIR [--world DIR]   # EVAL_DIR: `lntune eval` output with pope
     python scripts/pope_probe.py text [--world DIR] [--per-split 40]    # the embedded LLM alone, scene given as text
+    python scripts/pope_probe.py text-tuned [--steps 16] [--lr 2e-3]     # the same after LayerNorm tuning on text scenes
 
 Both score each question by log P(yes) - log P(no) of the first answer token ("Yes"/"yes" vs "No"/"no")
 and report the ROC AUC of that score against the labels (0.5: no information), plus the accuracy of
@@ -12,6 +13,10 @@ answering "yes" when it is positive.
   the true images; equal AUCs mean its answers come from the question text alone.
 - `text`: SmolLM2-135M-Instruct with the scene written out ("The image shows a small red ball, ...") before
   the question: how well the LLM itself answers when the vision side is perfect.
+- `text-tuned`: first tunes what the `layernorm` strategy tunes inside the LLM (decoder norms, embeddings and the
+  tied head) for `--steps` AdamW steps of 16 yes/no existence questions about the world's training scenes,
+  given as text, then scores as `text`: whether a LayerNorm-sized budget can teach the answer when the
+  vision side is perfect.
 """
 
 from __future__ import annotations
@@ -82,36 +87,103 @@ def image_probe(run_dir: str, eval_dir: str, world: Path, batch: int = 16) -> No
     print(report("shuffled images", scores(shuffled), labels))
 
 
-def text_probe(world: Path, per_split: int) -> None:
+def scene_text(scene: dict) -> str:
+    objects = ", ".join(f"a {o['size']} {o['color']} {o['category']}" for o in scene["objects"])
+    return f"The image shows {objects} on a {scene['background']} background."
+
+
+def _embedded_llm():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lntune.model.embedded import embedded_llm_dir
 
     llm = embedded_llm_dir()
-    tokenizer, model = AutoTokenizer.from_pretrained(llm), AutoModelForCausalLM.from_pretrained(llm).eval()
+    return AutoTokenizer.from_pretrained(llm), AutoModelForCausalLM.from_pretrained(llm).eval()
+
+
+def _chat_prompt(tokenizer, content: str) -> str:
+    return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+
+
+def score_text_pope(model, tokenizer, world: Path, per_split: int, suffix: str = "") -> tuple[list[float], list[bool]]:
+    """Yes-vs-no scores of the world's POPE questions with the scene written out before each question."""
     scenes = {image["file"]: image for image in json.loads((world / "world.json").read_text())["images"]}
     questions = []
     for path in sorted((world / "eval" / "pope").glob("*.json")):
         questions += [json.loads(line) for line in path.read_text().splitlines()][:per_split]
+    scores = []
+    for q in questions:
+        text = _chat_prompt(tokenizer, f"{scene_text(scenes[q['image']])}\n{q['text']}{suffix}")
+        with torch.no_grad():
+            scores += yes_minus_no(model(**tokenizer(text, return_tensors="pt")).logits[:, -1], tokenizer).tolist()
+    return scores, [q["label"] == "yes" for q in questions]
+
+
+def text_probe(world: Path, per_split: int) -> None:
+    tokenizer, model = _embedded_llm()
     for suffix in ("", " Please answer yes or no."):
-        scores = []
-        for q in questions:
-            scene = scenes[q["image"]]
-            objects = ", ".join(f"a {o['size']} {o['color']} {o['category']}" for o in scene["objects"])
-            content = f"The image shows {objects} on a {scene['background']} background.\n{q['text']}{suffix}"
-            text = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                                 add_generation_prompt=True)
-            with torch.no_grad():
-                scores += yes_minus_no(model(**tokenizer(text, return_tensors="pt")).logits[:, -1], tokenizer).tolist()
-        print(report(f"scene as text{suffix or ' (question as asked)'}", scores, [q["label"] == "yes" for q in questions]))
+        scores, labels = score_text_pope(model, tokenizer, world, per_split, suffix)
+        print(report(f"scene as text{suffix or ' (question as asked)'}", scores, labels))
+
+
+def yes_no_samples(world: Path, seed: int = 0) -> list[tuple[str, str]]:
+    """(question with the scene as text, "Yes"/"No"): two existence questions per training scene, half of them
+    about an absent category."""
+    meta = json.loads((world / "world.json").read_text())
+    rng = random.Random(seed)
+    samples = []
+    for scene in (s for s in meta["images"] if s["split"] == "train"):
+        present = sorted({o["category"] for o in scene["objects"]})
+        for _ in range(2):
+            yes = rng.random() < 0.5
+            category = rng.choice(present if yes else [c for c in meta["categories"] if c not in present])
+            article = "an" if category[0] in "aeiou" else "a"
+            samples.append((f"{scene_text(scene)}\nIs there {article} {category} in the image?", "Yes" if yes else "No"))
+    rng.shuffle(samples)
+    return samples
+
+
+def text_tuned_probe(world: Path, per_split: int, steps: int, lr: float, batch: int = 16) -> None:
+    import math
+
+    tokenizer, model = _embedded_llm()
+    print(report("before tuning", *score_text_pope(model, tokenizer, world, per_split)))
+    for name, p in model.named_parameters():  # the LLM side of the `layernorm` strategy (final norm excluded)
+        p.requires_grad_("layernorm" in name or "embed_tokens" in name)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    samples = yes_no_samples(world)
+    model.train()
+    for step in range(steps):
+        rows = []
+        for question, answer in samples[step * batch:(step + 1) * batch]:
+            prompt = tokenizer(_chat_prompt(tokenizer, question), add_special_tokens=False).input_ids
+            target = tokenizer(answer + "<|im_end|>", add_special_tokens=False).input_ids
+            rows.append((prompt + target, [-100] * len(prompt) + target))
+        width = max(len(ids) for ids, _ in rows)
+        pad = lambda seq, value: seq + [value] * (width - len(seq))
+        input_ids = torch.tensor([pad(ids, tokenizer.pad_token_id) for ids, _ in rows])
+        labels = torch.tensor([pad(lab, -100) for _, lab in rows])
+        mask = torch.tensor([pad([1] * len(ids), 0) for ids, _ in rows])
+        for group in optimizer.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        print(f"step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
+    model.eval()
+    print(report(f"after {steps} steps", *score_text_pope(model, tokenizer, world, per_split)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=["image", "text"])
+    parser.add_argument("probe", choices=["image", "text", "text-tuned"])
     parser.add_argument("paths", nargs="*", help="image: RUN_DIR EVAL_DIR")
     parser.add_argument("--world", type=Path, help="the world directory (default: the quick world, generated if missing)")
     parser.add_argument("--per-split", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=16, help="text-tuned: optimizer steps of 16 questions")
+    parser.add_argument("--lr", type=float, default=2e-3, help="text-tuned: peak learning rate (cosine decay)")
     args = parser.parse_args()
     if args.world is None:
         from lntune.world.cache import ensure_world
@@ -121,8 +193,10 @@ def main() -> None:
         if len(args.paths) != 2:
             parser.error("image needs RUN_DIR and EVAL_DIR")
         image_probe(*args.paths, world=args.world)
-    else:
+    elif args.probe == "text":
         text_probe(args.world, args.per_split)
+    else:
+        text_tuned_probe(args.world, args.per_split, args.steps, args.lr)
 
 
 if __name__ == "__main__":

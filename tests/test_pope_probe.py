@@ -23,3 +23,20 @@ def test_roc_auc(scores, labels, auc):
 def test_report_counts_positive_scores_as_yes():
     line = probe.report("x", [1.0, -1.0, 2.0, 0.5], [True, False, False, True])
     assert line == "x: n=4 AUC 0.500, accuracy 75.0%"
+
+
+def test_yes_no_samples_are_true_about_their_scene(tmp_path):
+    scenes = [{"file": f"train_{k}.png", "split": "train", "background": "grass",
+               "objects": [{"size": "small", "color": "red", "category": "ball"},
+                           {"size": "large", "color": "green", "category": "tree"}]} for k in range(50)]
+    scenes.append({"file": "pope_0.png", "split": "eval", "background": "plain", "objects": []})
+    (tmp_path / "world.json").write_text(probe.json.dumps({"categories": ["ball", "tree", "umbrella", "car"],
+                                                          "images": scenes}))
+    samples = probe.yes_no_samples(tmp_path)
+    assert len(samples) == 100  # two per training scene, none about the eval scene
+    for question, answer in samples:
+        assert question.startswith("The image shows a small red ball, a large green tree on a grass background.\nIs there ")
+        category = question.split()[-4]
+        assert answer == ("Yes" if category in ("ball", "tree") else "No"), question
+    assert {q.split()[-5] for q, _ in samples} == {"a", "an"}  # "an umbrella"
+    assert 30 <= sum(answer == "Yes" for _, answer in samples) <= 70
