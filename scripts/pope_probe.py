@@ -15,7 +15,7 @@ answering "yes" when it is positive.
   the question: how well the LLM itself answers when the vision side is perfect.
 - `text-tuned`: first tunes what the `layernorm` strategy tunes inside the LLM (decoder norms, embeddings and the
   tied head) for `--steps` AdamW steps of 16 yes/no existence questions about the world's training scenes,
-  given as text, then scores as `text`: whether a LayerNorm-sized budget can teach the answer when the
+  given as text, rendered with the world configs' ChatML template, then scores as `text`: whether a LayerNorm-sized budget can teach the answer when the
   vision side is perfect.
 """
 
@@ -146,7 +146,10 @@ def yes_no_samples(world: Path, seed: int = 0) -> list[tuple[str, str]]:
 def text_tuned_probe(world: Path, per_split: int, steps: int, lr: float, batch: int = 16) -> None:
     import math
 
+    from lntune.data.templates import ensure_chat_template
+
     tokenizer, model = _embedded_llm()
+    ensure_chat_template(tokenizer, "chatml")  # as the world configs render: no default system message
     print(report("before tuning", *score_text_pope(model, tokenizer, world, per_split)))
     for name, p in model.named_parameters():  # the LLM side of the `layernorm` strategy (final norm excluded)
         p.requires_grad_("layernorm" in name or "embed_tokens" in name)
@@ -169,6 +172,7 @@ def text_tuned_probe(world: Path, per_split: int, steps: int, lr: float, batch: 
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)  # lntune's train.max_grad_norm default
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         print(f"step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
