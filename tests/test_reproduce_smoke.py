@@ -17,24 +17,14 @@ pytestmark = pytest.mark.slow
 def save_world_llm(path, world):
     """A tiny random Llama whose word-level tokenizer knows every word of the world's training texts, so
     label masking round-trips them (the tests' generic tiny tokenizer would turn them into <unk>)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from lntune.analysis.bench_presets import word_level_llama
 
     words = {"user", "assistant", "system"}
     for name in ["pretrain.json", *(f"instruct/{t}.json" for t in ("conversation", "detail", "complex_reasoning"))]:
         for record in json.loads((world / name).read_text()):
             for turn in record["conversations"]:
                 words.update(w for w in turn["value"].split() if w != "<image>")
-    vocab = {token: i for i, token in enumerate(SPECIALS + sorted(words))}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.decoder = decoders.WordPiece(prefix="##")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), bos_token_id=1, eos_token_id=2,
-                                         max_position_embeddings=512, **TEXT_DIMS))
+    model, tokenizer = word_level_llama(SPECIALS + sorted(words), TEXT_DIMS)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

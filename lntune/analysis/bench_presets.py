@@ -147,21 +147,28 @@ def _tiny_files(root: Path) -> dict:
     return {"llm": str(llm), "vision": str(vision), "data": str(data), "images": str(images)}
 
 
-def _save_tiny_llm(out: Path) -> None:
+def word_level_llama(vocabulary: list[str], text_dims: dict, tie_word_embeddings: bool = False, seed: int = 0):
+    """(random LlamaForCausalLM, its tokenizer) over whole words: `vocabulary` starts with <unk>, <s>, </s>
+    (ids 0-2), words split on whitespace, ChatML's markers added as special tokens. Tests and the tiny bench
+    use it to run the real pipeline in seconds."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(tiny_vocab())}
+    vocab = {token: i for i, token in enumerate(vocabulary)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.decoder = decoders.WordPiece(prefix="##")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
-                                         max_position_embeddings=512, **TINY_TEXT))
-    _save_atomic(out, model, tokenizer)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), tie_word_embeddings=tie_word_embeddings, bos_token_id=1,
+                                         eos_token_id=2, max_position_embeddings=512, **text_dims))
+    return model, tokenizer
+
+
+def _save_tiny_llm(out: Path) -> None:
+    _save_atomic(out, *word_level_llama(tiny_vocab(), TINY_TEXT))
 
 
 def _save_tiny_vision(out: Path) -> None:
