@@ -127,8 +127,10 @@ def text_probe(world: Path, per_split: int) -> None:
 
 
 def yes_no_samples(world: Path, seed: int = 0) -> list[tuple[str, str]]:
-    """(question with the scene as text, "Yes"/"No"): two existence questions per training scene, half of them
-    about an absent category."""
+    """(question with the scene as text, "Yes"/"No"): two existence questions per training scene, worded as the
+    world's POPE questions, half of them about an absent category."""
+    from lntune.world.benchmarks import pope_question
+
     meta = json.loads((world / "world.json").read_text())
     rng = random.Random(seed)
     samples = []
@@ -137,8 +139,8 @@ def yes_no_samples(world: Path, seed: int = 0) -> list[tuple[str, str]]:
         for _ in range(2):
             yes = rng.random() < 0.5
             category = rng.choice(present if yes else [c for c in meta["categories"] if c not in present])
-            article = "an" if category[0] in "aeiou" else "a"
-            samples.append((f"{scene_text(scene)}\nIs there {article} {category} in the image?", "Yes" if yes else "No"))
+            samples.append((f"{scene_text(scene)}\n{pope_question(0, scene['file'], category, '')['text']}",
+                            "Yes" if yes else "No"))
     rng.shuffle(samples)
     return samples
 
