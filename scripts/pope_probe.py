@@ -4,7 +4,7 @@
     python scripts/pope_probe.py text [--world DIR] [--per-split 40]    # the embedded LLM alone, scene given as text
     python scripts/pope_probe.py text-tuned [--steps 16] [--lr 2e-3]     # the same after LayerNorm tuning on text scenes
 
-Both score each question by log P(yes) - log P(no) of the first answer token ("Yes"/"yes" vs "No"/"no")
+All three score each question by log P(yes) - log P(no) of the first answer token ("Yes"/"yes" vs "No"/"no")
 and report the ROC AUC of that score against the labels (0.5: no information), plus the accuracy of
 answering "yes" when it is positive.
 
@@ -13,10 +13,10 @@ answering "yes" when it is positive.
   the true images; equal AUCs mean its answers come from the question text alone.
 - `text`: SmolLM2-135M-Instruct with the scene written out ("The image shows a small red ball, ...") before
   the question: how well the LLM itself answers when the vision side is perfect.
-- `text-tuned`: first tunes what the `layernorm` strategy tunes inside the LLM (decoder norms, embeddings and the
-  tied head) for `--steps` AdamW steps of 16 yes/no existence questions about the world's training scenes,
-  given as text, rendered with the world configs' ChatML template, then scores as `text`: whether a LayerNorm-sized budget can teach the answer when the
-  vision side is perfect.
+- `text-tuned`: first tunes what the `layernorm` strategy tunes inside the LLM (decoder norms, embeddings and
+  the tied head) for `--steps` steps of lntune's AdamW on 16 yes/no existence questions about the world's
+  training scenes, given as text in the world configs' ChatML template, then scores as `text`: whether a
+  LayerNorm-sized budget can teach the answer when the vision side is perfect.
 """
 
 from __future__ import annotations
@@ -145,37 +145,53 @@ def yes_no_samples(world: Path, seed: int = 0) -> list[tuple[str, str]]:
     return samples
 
 
+def yes_no_batch(tokenizer, pairs: list[tuple[str, str]]) -> dict:
+    """A padded training batch of (question, answer) pairs: the loss is on the answer and its <|im_end|> only."""
+    from lntune.data.collate import LlavaCollator
+
+    items = []
+    for question, answer in pairs:
+        prompt = tokenizer(_chat_prompt(tokenizer, question), add_special_tokens=False).input_ids
+        target = tokenizer(answer + "<|im_end|>", add_special_tokens=False).input_ids
+        items.append({"input_ids": torch.tensor(prompt + target), "labels": torch.tensor([-100] * len(prompt) + target),
+                      "attention_mask": torch.ones(len(prompt) + len(target), dtype=torch.long)})
+    return LlavaCollator(tokenizer.pad_token_id)(items)
+
+
+def layernorm_side_parameters(llm) -> list:
+    """What the `layernorm` strategy trains inside a bare causal LM: its decoder blocks' norms and the (tied)
+    embeddings; the final norm stays frozen, as in the strategy's default."""
+    from lntune.strategies import is_norm
+
+    norms = [p for block in llm.model.layers for m in block.modules() if is_norm(m) for p in m.parameters()]
+    return norms + list(llm.get_input_embeddings().parameters())
+
+
 def text_tuned_probe(world: Path, per_split: int, steps: int, lr: float, batch: int = 16) -> None:
-    import math
+    from types import SimpleNamespace
+
+    from transformers import get_cosine_schedule_with_warmup
 
     from lntune.data.templates import ensure_chat_template
+    from lntune.train.optim import make_optimizer
 
     tokenizer, model = _embedded_llm()
     ensure_chat_template(tokenizer, "chatml")  # as the world configs render: no default system message
     print(report("before tuning", *score_text_pope(model, tokenizer, world, per_split)))
-    for name, p in model.named_parameters():  # the LLM side of the `layernorm` strategy (final norm excluded)
-        p.requires_grad_("layernorm" in name or "embed_tokens" in name)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    model.requires_grad_(False)
+    params = layernorm_side_parameters(model)
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = make_optimizer(params, SimpleNamespace(lr=lr, weight_decay=0.0))
+    scheduler = get_cosine_schedule_with_warmup(optimizer, 0, steps)
     samples = yes_no_samples(world)
     model.train()
     for step in range(steps):
-        rows = []
-        for question, answer in samples[step * batch:(step + 1) * batch]:
-            prompt = tokenizer(_chat_prompt(tokenizer, question), add_special_tokens=False).input_ids
-            target = tokenizer(answer + "<|im_end|>", add_special_tokens=False).input_ids
-            rows.append((prompt + target, [-100] * len(prompt) + target))
-        width = max(len(ids) for ids, _ in rows)
-        pad = lambda seq, value: seq + [value] * (width - len(seq))
-        input_ids = torch.tensor([pad(ids, tokenizer.pad_token_id) for ids, _ in rows])
-        labels = torch.tensor([pad(lab, -100) for _, lab in rows])
-        mask = torch.tensor([pad([1] * len(ids), 0) for ids, _ in rows])
-        for group in optimizer.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss = model(**yes_no_batch(tokenizer, samples[step * batch:(step + 1) * batch])).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)  # lntune's train.max_grad_norm default
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         print(f"step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
     model.eval()
