@@ -43,6 +43,8 @@ class ModelConfig:
     dtype: str = "float32"  # dtype of the frozen weights: float32 | bfloat16 | float16 (trainable stay fp32)
     seed: int = 0  # projector initialisation seed
     projector_init_scale: float = 1.0  # multiplies the fresh projector's initial weights (stage 1 only)
+    projector_init: str = "random"  # random (the paper's) | caption_alignment (warm start from the stage-1 captions)
+    projector_init_steps: int = 300  # steps of the caption_alignment warm start (seconds; no LLM forward)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class RunConfig:
         choices = {
             "model.projector": (self.model.projector, ("linear", "mlp2x_gelu")),
             "model.dtype": (self.model.dtype, ("float32", "bfloat16", "float16")),
+            "model.projector_init": (self.model.projector_init, ("random", "caption_alignment")),
             "train.scheduler": (self.train.scheduler, ("cosine", "linear", "constant")),
             "train.mixed_precision": (self.train.mixed_precision, ("no", "bf16", "fp16")),
             "data.truncation": (self.data.truncation, ("drop", "text")),
@@ -111,6 +114,8 @@ class RunConfig:
                            "train.epochs": self.train.epochs}.items():
             if value < 1:
                 raise LntuneError(f"{key}: must be >= 1, got {value}")
+        if self.model.projector_init_steps < 1:
+            raise LntuneError(f"model.projector_init_steps: must be >= 1, got {self.model.projector_init_steps}")
         if self.train.lr <= 0:
             raise LntuneError(f"train.lr: must be positive, got {self.train.lr}")
         if not 0 <= self.train.warmup_ratio < 1:

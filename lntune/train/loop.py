@@ -87,6 +87,8 @@ def train(config: RunConfig, resume: bool = False) -> Path:
                            on_bad_sample=d.on_bad_sample)
     if len(dataset) == 0:
         raise LntuneError(f"{d.path}: no usable training samples")
+    if config.model.projector_init == "caption_alignment" and not config.model.base and not (resume and list_checkpoints(out)):
+        _warm_start_projector(config, model, processor, dataset, main)
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = t.batch_size * world
     lengths = dataset.lengths
@@ -159,6 +161,16 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         _finish(out, config, model, spec, accelerator, time.perf_counter() - started, step, loss_value, len(dataset))
     accelerator.end_training()
     return out
+
+
+def _warm_start_projector(config, model, processor, dataset, main) -> None:
+    from lntune.model.projector_warmstart import align_projector
+
+    stats = align_projector(model, processor, [s.record for s in dataset.samples], config.data.image_folder,
+                            steps=config.model.projector_init_steps, seed=config.model.seed, progress=main)
+    if main:
+        print(f"lntune: projector warm start from {stats['pairs']} caption pairs, {stats['steps']} steps, "
+              f"alignment loss {stats['final_loss']}")
 
 
 def _optimizer_step(accelerator, wrapper, optimizer, group, params, max_grad_norm):

@@ -35,6 +35,8 @@ class TowerPreset:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 20
+    word_weight: float = 1.0
+    """Weight of the contrastive objective's per-patch word loss (patch_words.py); 0 trains CLIP's loss alone."""
 
 
 @dataclass(frozen=True)
