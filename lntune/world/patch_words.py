@@ -5,7 +5,9 @@ CLIP's loss shapes only the pooled output, so a small tower's patch tokens need 
 LLaVA projector reads the patch tokens. `PatchWords` adds a linear head on the patch tokens of the layer the
 projector reads and scores it, by cosine with a learned temperature, against the LLM's frozen input embeddings
 (word_space.py): the content word (the category of the object covering the patch, or the background noun) and,
-on object patches, the colour word. After training, a linear map from patch tokens to word embeddings exists
+on object patches, the colour word, as two classifications; and, weighted by `cosine_weight`, one minus the cosine
+between the head's output and the content word itself, which pulls the output onto the word rather than only
+nearer to it than to the other words (an LLM reads a token that is nearly a word; one half-way is noise to it). After training, a linear map from patch tokens to word embeddings exists
 by construction, which is what lets a linear projector trained on captions turn image tokens into words the
 LLM reads. The head is discarded; only the tower is saved.
 
@@ -49,11 +51,12 @@ def patch_targets(scenes: list[Scene], world: dict, image_size: int, patch_size:
 class PatchWords:
     """Head + loss: patch tokens (n, patches, hidden) -> cross-entropy over content words + over colour words."""
 
-    def __init__(self, hidden_size: int, word_space, content, color):
+    def __init__(self, hidden_size: int, word_space, content, color, cosine_weight: float = 0.0):
         import torch
         import torch.nn.functional as F
 
         self.content_targets, self.color_targets = content, color
+        self.cosine_weight = cosine_weight
         self.content_words = F.normalize(word_space.content, dim=-1)
         self.color_words = F.normalize(word_space.colors, dim=-1)
         self.head = torch.nn.Linear(hidden_size, word_space.content.shape[1])
@@ -61,24 +64,34 @@ class PatchWords:
         self.module = torch.nn.ParameterDict({"log_scale": self.log_scale})
         self.module.add_module("head", self.head)
 
-    def logits(self, patches):
+    def directions(self, patches):
         import torch.nn.functional as F
 
-        z = self.log_scale.exp() * F.normalize(self.head(patches), dim=-1)
+        return F.normalize(self.head(patches), dim=-1)
+
+    def logits(self, patches):
+        z = self.log_scale.exp() * self.directions(patches)
         return z @ self.content_words.T, z @ self.color_words.T
 
     def loss(self, idx, patches):
         import torch.nn.functional as F
 
-        content_logits, color_logits = self.logits(patches)
-        return (F.cross_entropy(content_logits.flatten(0, 1), self.content_targets[idx].flatten())
+        z = self.directions(patches)
+        content = self.content_targets[idx]
+        content_logits, color_logits = self.log_scale.exp() * z @ self.content_words.T, self.log_scale.exp() * z @ self.color_words.T
+        loss = (F.cross_entropy(content_logits.flatten(0, 1), content.flatten())
                 + F.cross_entropy(color_logits.flatten(0, 1), self.color_targets[idx].flatten(), ignore_index=-100))
+        if self.cosine_weight:
+            loss = loss + self.cosine_weight * (1 - (z * self.content_words[content]).sum(-1)).mean()
+        return loss
 
     def accuracy(self, patches, content, color) -> dict:
         """How often the head's nearest content / colour word is right, on held-out patches."""
         content_logits, color_logits = self.logits(patches)
         hit = content_logits.argmax(-1) == content
         objects = color != -100
+        cosine = (self.directions(patches) * self.content_words[content]).sum(-1)
         return {"patch_word_accuracy": round(float(hit.float().mean()), 4),
+                "patch_word_cosine_objects": round(float(cosine[objects].mean()), 4),
                 "patch_word_accuracy_objects": round(float(hit[objects].float().mean()), 4),
                 "patch_color_accuracy": round(float((color_logits.argmax(-1) == color)[objects].float().mean()), 4)}

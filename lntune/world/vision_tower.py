@@ -128,7 +128,8 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
     geometry = (settings["image_size"], settings["patch_size"])
     patch_words = None
     if objective == "contrastive" and t.word_weight > 0:
-        patch_words = PatchWords(t.hidden_size, words, *patch_targets(train, world, *geometry))
+        patch_words = PatchWords(t.hidden_size, words, *patch_targets(train, world, *geometry),
+                                 cosine_weight=t.word_cosine_weight)
     if objective == "contrastive":
         task = Contrastive(train, held, pixels, _vision_config(settings), t, random.Random(f"lntune-tower/{seed}"),
                            patch_words=patch_words)
