@@ -3,6 +3,7 @@
     lntune train --config configs/world/stage2_layernorm.yaml [key=value ...] [--resume]
     accelerate launch -m lntune.cli train --config ...          # several processes / GPUs (DDP, FSDP, ZeRO)
     torchrun --nproc_per_node 2 -m lntune.cli train --config ... # the same on CPU with gloo
+    accelerate launch --config_file configs/accelerate/fsdp_cpu.yaml -m lntune.cli train --config ...  # FSDP2 on CPU
 
 Reads top to bottom: build the model, apply the strategy, build data and optimizer, resume if asked, then
 for each optimizer step run `grad_accum` micro-batches, clip, step, log, checkpoint. The loss of a step is
@@ -20,6 +21,7 @@ import torch
 from lntune.config import RunConfig
 from lntune.errors import LntuneError
 from lntune.strategies import StrategySpec, apply_strategy
+from lntune.train import distributed_state as shards
 from lntune.train import batches as plan
 from lntune.train.checkpoint import list_checkpoints, load_checkpoint, require_complete, save_checkpoint, save_result
 from lntune.train.grad_stats import GradRecorder
@@ -69,6 +71,8 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
+    layout = shards.sharding_layout(accelerator)
+    shards.refuse_broken_combinations(accelerator, config)
     set_seed(t.seed)
     main = accelerator.is_main_process
     if main:
@@ -80,6 +84,9 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     apply_strategy(model, spec)
     if t.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    wrapper = SupervisedLoss(model, compile_layers=t.compile)
+    if layout == "fsdp2":
+        shards.shard_for_fsdp2(wrapper, model)  # before the optimizer: sharding replaces the parameters
 
     d = config.data
     dataset = LlavaDataset(d.path, d.image_folder, processor, max_length=d.max_length, data_types=d.data_types,
@@ -110,12 +117,17 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     checkpoints = list_checkpoints(out) if resume else []
     if checkpoints:
         require_complete(checkpoints[-1])
-        state = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
+        state = load_checkpoint(checkpoints[-1], model, optimizer, scheduler,
+                                load_weights=lambda m, tensors, source: shards.load_full_trainable(layout, m, tensors, source),
+                                load_optimizer=lambda o, s, source: shards.load_optimizer_state(layout, wrapper, o, s, source))
         step, epoch, done_in_epoch = state["step"], state["epoch"], state["steps_in_epoch"]
         if main:
             print(f"lntune: resumed from {checkpoints[-1]} (step {step})")
 
-    wrapper, optimizer = accelerator.prepare(SupervisedLoss(model, compile_layers=t.compile), optimizer)
+    if layout == "fsdp2":
+        optimizer = accelerator.prepare(optimizer)  # the model is already sharded: no DDP wrapper around it
+    else:
+        wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     collate = LlavaCollator(processor.tokenizer.pad_token_id)
     logger = TrainLogger(out, total_steps, step, enabled=main)
     grads = GradRecorder(model, t.track_grads or [], out / "grads.jsonl", enabled=main and bool(t.track_grads))
@@ -133,7 +145,8 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         batches = iter(loader)
         while done_in_epoch < steps_this_epoch and step < total_steps:
             group = [next(batches) for _ in range(t.grad_accum)]
-            loss_value, grad_norm, tokens = _optimizer_step(accelerator, wrapper, optimizer, group, params, t.max_grad_norm)
+            loss_value, grad_norm, tokens = _optimizer_step(accelerator, wrapper, optimizer, group, params, t.max_grad_norm,
+                                                            layout)
             if not math.isfinite(loss_value):
                 last = list_checkpoints(out)
                 raise LntuneError(f"non-finite loss ({loss_value}) at step {step + 1}: stopped before updating the weights; "
@@ -148,37 +161,41 @@ def train(config: RunConfig, resume: bool = False) -> Path:
                 logger.log(step, epoch, loss_value, scheduler.get_last_lr()[0], grad_norm, tokens)
             if t.save_steps and step % t.save_steps == 0 and step < total_steps:
                 accelerator.wait_for_everyone()
+                tensors = shards.full_trainable_state(accelerator, layout, model, wrapper)  # every process gathers
+                optimizer_state = shards.optimizer_state(layout, wrapper, optimizer.optimizer)
                 if main:
                     save_checkpoint(out, step, model, optimizer.optimizer, scheduler,
-                                    {"step": step, "epoch": epoch, "steps_in_epoch": done_in_epoch}, t.save_total_limit)
+                                    {"step": step, "epoch": epoch, "steps_in_epoch": done_in_epoch}, t.save_total_limit,
+                                    tensors=tensors, optimizer_state=optimizer_state)
         if done_in_epoch >= steps_this_epoch:
             epoch, done_in_epoch = epoch + 1, 0
     logger.close()
     accelerator.wait_for_everyone()
+    tensors = shards.full_trainable_state(accelerator, layout, model, wrapper)
     if main:
-        _finish(out, config, model, spec, accelerator, time.perf_counter() - started, step, loss_value, len(dataset))
+        _finish(out, config, tensors, spec, accelerator, time.perf_counter() - started, step, loss_value, len(dataset))
     accelerator.end_training()
     return out
 
 
-def _optimizer_step(accelerator, wrapper, optimizer, group, params, max_grad_norm):
+def _optimizer_step(accelerator, wrapper, optimizer, group, params, max_grad_norm, layout="replicated"):
     """Forward/backward every micro-batch of one optimizer step; returns (mean token loss, grad norm, tokens)."""
     device = accelerator.device
     local = sum(supervised_tokens(b["labels"]) for b in group)
     total = accelerator.reduce(torch.tensor(float(local), device=device), reduction="sum").item()
-    divisor = max(total, 1.0) / accelerator.num_processes  # DDP averages gradients over processes
+    divisor = max(total, 1.0) / accelerator.num_processes  # DDP and FSDP average gradients over processes
     loss_sum, tokens = torch.zeros((), device=device), 0
     for i, batch in enumerate(group):
         batch = {k: v.to(device) for k, v in batch.items()}
         tokens += int(batch["attention_mask"].sum())
         last = i == len(group) - 1
-        with accelerator.no_sync(wrapper) if not last else contextlib.nullcontext():
+        with shards.no_sync(accelerator, layout, wrapper) if not last else contextlib.nullcontext():
             with accelerator.autocast():
                 loss = wrapper(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["pixel_values"], divisor)
             accelerator.backward(loss)
         loss_sum += loss.detach()
     loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
-    grad_norm = accelerator.clip_grad_norm_(params, max_grad_norm) if max_grad_norm else None
+    grad_norm = shards.whole(accelerator.clip_grad_norm_(params, max_grad_norm)) if max_grad_norm else None
     tokens = int(accelerator.reduce(torch.tensor(tokens, device=device), reduction="sum").item())
     return loss_value, grad_norm, tokens
 
@@ -200,10 +217,10 @@ def _guard_output_dir(out: Path, resume: bool) -> None:
         raise LntuneError(f"{out} already holds a run: pass --resume to continue it, or choose another output_dir")
 
 
-def _finish(out, config, model, spec, accelerator, seconds, steps, last_loss, samples):
+def _finish(out, config, tensors, spec, accelerator, seconds, steps, last_loss, samples):
     from lntune import __version__
 
-    save_result(out, model, {"format": 1, "lntune_version": __version__, "base": base_entry(config),
+    save_result(out, None, tensors=tensors, run_meta={"format": 1, "lntune_version": __version__, "base": base_entry(config),
                              "strategy": spec.to_dict(), "config": config.to_dict()})
     summary = {"steps": steps, "final_loss": last_loss, "train_seconds": seconds, "samples": samples,
                "peak_memory_mb": peak_memory_mb(accelerator.device), "device": str(accelerator.device)}
