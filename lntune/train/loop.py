@@ -40,13 +40,16 @@ def strategy_spec(config: RunConfig) -> StrategySpec:
 
 
 def base_entry(config: RunConfig) -> dict:
-    """The `base` of lntune.json: what this run starts from (paths made absolute)."""
-    m = config.model
+    """The `base` of lntune.json: what this run starts from, referenced so that runs can move
+    (lntune/run_refs.py: cache entries by key, other paths relative to output_dir and absolute)."""
+    from lntune.run_refs import path_ref
+
+    m, out = config.model, config.output_dir
     if m.base:
         base = Path(m.base).resolve()
-        return {"kind": "run" if (base / "lntune.json").is_file() else "hf", "path": str(base)}
-    llm = m.llm if m.llm == "embedded" else str(Path(m.llm).resolve())
-    return {"kind": "build", "llm": llm, "vision": str(Path(m.vision).resolve()), "projector": m.projector,
+        return {"kind": "run" if (base / "lntune.json").is_file() else "hf", "path": path_ref(base, out)}
+    llm = m.llm if m.llm == "embedded" else path_ref(m.llm, out)
+    return {"kind": "build", "llm": llm, "vision": path_ref(m.vision, out), "projector": m.projector,
             "vision_feature_layer": m.vision_feature_layer, "seed": m.seed, "chat_template": m.chat_template,
             "projector_init_scale": m.projector_init_scale}
 
@@ -54,7 +57,7 @@ def base_entry(config: RunConfig) -> dict:
 def build_model(config: RunConfig):
     from lntune.model.load import load_base
 
-    return load_base(base_entry(config), dtype=_DTYPES[config.model.dtype])
+    return load_base(base_entry(config), dtype=_DTYPES[config.model.dtype], relative_to=Path(config.output_dir))
 
 
 def train(config: RunConfig, resume: bool = False) -> Path:
