@@ -56,9 +56,6 @@ def refuse_broken_combinations(accelerator, config) -> None:
                           "DeepSpeed (their gradients are sharded): use one process or DDP")
     if layout == "fsdp2" and os.environ.get("FSDP_VERSION", "2") != "2":
         raise LntuneError("FSDP on CPU processes runs PyTorch's FSDP2: set fsdp_version: 2 in the accelerate config")
-    if layout == "fsdp2" and config.model.dtype != "float32":
-        raise LntuneError(f"model.dtype {config.model.dtype} under FSDP mixes the frozen weights' dtype with the fp32 "
-                          "trainable ones in one shard, which FSDP2 cannot gather: keep model.dtype float32")
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         steps = accelerator.state.deepspeed_plugin.deepspeed_config.get("gradient_accumulation_steps", 1)
         if steps not in (1, "auto"):
