@@ -98,7 +98,7 @@ def read_run_file(path: Path) -> dict:
 
 
 def load_trainable(model, tensors: dict, source) -> None:
-    """Copy saved trainable tensors into the model; every saved name must exist with the same shape."""
+    """Copy saved trainable tensors into the model (sharded or not); every saved name must exist with the same shape."""
     import torch
 
     params = dict(model.named_parameters())
@@ -109,7 +109,17 @@ def load_trainable(model, tensors: dict, source) -> None:
         for name, value in tensors.items():
             if params[name].shape != value.shape:
                 raise LntuneError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(params[name].shape)}")
-            params[name].copy_(value.to(params[name].dtype))
+            _copy_into(params[name], value.to(params[name].dtype))
+
+
+def _copy_into(param, value) -> None:
+    """param.copy_(value); into an FSDP2-sharded parameter (a DTensor) only this process's shard of it."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(param, DTensor):  # every process has the whole value: cut its own shard, no communication
+        param.to_local().copy_(distribute_tensor(value, param.device_mesh, param.placements, src_data_rank=None).to_local())
+    else:
+        param.copy_(value)
 
 
 def save_mllm(model, processor, out) -> Path:

@@ -70,12 +70,12 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler, load_weights=None, load_optimizer=None) -> dict:
+def load_checkpoint(folder: Path, model, optimizer, scheduler, load_optimizer=None) -> dict:
     """Restore weights, optimizer, scheduler and RNG states; returns the saved loop state.
 
-    load_weights(model, tensors, source) / load_optimizer(optimizer, state, source) replace the plain copies
-    (a sharded model puts each process's share in place)."""
-    (load_weights or load_trainable)(model, load_file(str(folder / TRAINABLE_FILE)), source=folder / TRAINABLE_FILE)
+    load_optimizer(optimizer, state, source) replaces the plain load_state_dict (a sharded optimizer
+    puts each process's share in place)."""
+    load_trainable(model, load_file(str(folder / TRAINABLE_FILE)), source=folder / TRAINABLE_FILE)
     optimizer_state = torch.load(folder / "optimizer.pt", weights_only=True)
     if load_optimizer is None:
         optimizer.load_state_dict(optimizer_state)

@@ -131,29 +131,3 @@ def load_optimizer_state(layout: str, wrapper, optimizer, state: dict, source) -
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     set_optimizer_state_dict(wrapper, optimizer, state, options=StateDictOptions(full_state_dict=True))
-
-
-def load_full_trainable(layout: str, mllm, tensors: dict, source) -> None:
-    """Copy whole saved tensors into the model, into each process's shard under FSDP2."""
-    from lntune.model.load import load_trainable
-
-    if layout != "fsdp2":
-        load_trainable(mllm, tensors, source=source)
-        return
-    from torch.distributed.tensor import DTensor, distribute_tensor
-
-    params = dict(mllm.named_parameters())
-    unknown = [n for n in tensors if n not in params]
-    if unknown:
-        raise LntuneError(f"{source}: {len(unknown)} tensors do not exist in the model, e.g. {unknown[:3]}")
-    with torch.no_grad():
-        for name, value in tensors.items():
-            param = params[name]
-            if tuple(param.shape) != tuple(value.shape):
-                raise LntuneError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(param.shape)}")
-            value = value.to(param.dtype)
-            if isinstance(param, DTensor):
-                value = distribute_tensor(value, param.device_mesh, param.placements, src_data_rank=None).to_local()
-                param.to_local().copy_(value)
-            else:
-                param.copy_(value)

@@ -121,7 +121,6 @@ def train(config: RunConfig, resume: bool = False) -> Path:
     if checkpoints:
         require_complete(checkpoints[-1])
         state = load_checkpoint(checkpoints[-1], model, optimizer, scheduler,
-                                load_weights=lambda m, tensors, source: shards.load_full_trainable(layout, m, tensors, source),
                                 load_optimizer=lambda o, s, source: shards.load_optimizer_state(layout, wrapper, o, s, source))
         step, epoch, done_in_epoch = state["step"], state["epoch"], state["steps_in_epoch"]
         if main:
