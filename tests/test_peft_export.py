@@ -11,15 +11,20 @@ from lntune.cli import main
 from lntune.config import load_config
 from lntune.errors import LntuneError
 from lntune.train.loop import train
-from tiny_models import COLORS, make_tiny_run_inputs
+from tiny_models import COLORS, make_tiny_run_inputs, save_tiny_llm
+
+
+def _stage1(inputs, out):
+    data = json.loads(json.dumps(inputs))
+    data["output_dir"] = str(out)
+    data["train"].update(strategy="connector", max_steps=2)
+    return inputs, train(load_config(data=data))
 
 
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory):
-    inputs = make_tiny_run_inputs(tmp_path_factory.mktemp("peft"), samples=8)
-    data = json.loads(json.dumps(inputs))
-    data["train"].update(strategy="connector", max_steps=2)
-    return inputs, train(load_config(data=data))
+    root = tmp_path_factory.mktemp("peft")
+    return _stage1(make_tiny_run_inputs(root, samples=8), root / "stage1")
 
 
 def _stage2(stage1, tmp_path, **train_options):
@@ -32,12 +37,18 @@ def _stage2(stage1, tmp_path, **train_options):
 
 
 @pytest.mark.parametrize("options", [{"strategy": "layernorm"},
-                                     {"strategy": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}],
-                         ids=["layernorm", "lora"])
+                                     {"strategy": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}},
+                                     {"strategy": "layernorm", "tied": True}],
+                         ids=["layernorm", "lora", "layernorm-tied-embeddings"])
 def test_peft_adapter_on_the_exported_base_equals_the_full_export(stage1, tmp_path, options):
     from peft import PeftModel
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
+    options = dict(options)
+    if options.pop("tied", False):  # embeddings and head share one tensor (SmolLM2's case): saved once, applied to both
+        inputs = json.loads(json.dumps(stage1[0]))
+        inputs["model"]["llm"] = str(save_tiny_llm(tmp_path / "tied-llm", tie=True))
+        stage1 = _stage1(inputs, tmp_path / "stage1")
     run = _stage2(stage1, tmp_path, **options)
     assert main(["export", "--model", str(stage1[1]), "--out", str(tmp_path / "base_hf")]) == 0
     assert main(["export", "--model", str(run), "--out", str(tmp_path / "full")]) == 0

@@ -41,6 +41,9 @@ def adapter_plan(model, trained_names, strategy: str) -> tuple[list[str], list[s
         else:
             raise LntuneError(f"--format peft: the {strategy} run trained {name}, which neither an LN-tuning nor a "
                               "LoRA adapter holds; export it in full (the default --format hf)")
+    head = model.get_output_embeddings()
+    if "embed_tokens" in whole and head is not None and head.weight is model.get_input_embeddings().weight:
+        whole.add("lm_head")  # tied: saved under the embeddings' name only, but the head must carry the same values
     if norms and lora:
         raise LntuneError("--format peft: the run trained both norms and LoRA adapters; peft holds one adapter type")
     return sorted(norms), sorted(lora), sorted(whole)
