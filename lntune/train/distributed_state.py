@@ -105,6 +105,8 @@ def full_trainable_state(accelerator, layout: str, mllm, prepared=None) -> dict:
         if missing:
             raise LntuneError(f"the gathered state dict lacks {len(missing)} trainable tensors, e.g. {missing[:3]}")
         return {n: state[n].detach().to("cpu").contiguous() for n in names}
+    if layout == "replicated" and not accelerator.is_main_process:
+        return {}  # nothing to gather, and only the main process writes
     params = dict(mllm.named_parameters())
     return {n: whole(params[n].detach()).to("cpu").contiguous() for n in names}
 
