@@ -138,7 +138,7 @@ def run_task(model, processor, task: Task, samples: list[Sample], decoding: Deco
         with open(jsonl, "a", encoding="utf-8") as f:
             for start in range(0, len(pending), batch_size):
                 batch = pending[start:start + batch_size]
-                images = [_open_image(s.image, s.id, task.name) for s in batch]
+                images = [open_image(s.image, s.id, task.name) for s in batch]
                 texts = gen.generate_batch(
                     model, processor, [prompts[s.id] for s in batch], images, max_new_tokens=decoding.max_new_tokens,
                     do_sample=decoding.do_sample, temperature=decoding.temperature, top_k=decoding.top_k,
@@ -195,7 +195,8 @@ def load_predictions(path: Path, prompts: dict[str, str]) -> dict[str, dict]:
     return records
 
 
-def _open_image(path: Path, sample_id: str, task: str):
+def open_image(path: Path, sample_id: str, task: str):
+    """The image at `path` in RGB, or a LntuneError naming the task and the sample that asks about it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
