@@ -193,3 +193,27 @@ def test_analyze_grounding_command(oracle, tmp_path, capsys):
     assert summary["groups"] == written["groups"] and "questions" not in summary
     assert main(["analyze", "grounding", "--model", str(model_dir)]) == 2
     assert "--data-root is needed" in capsys.readouterr().err
+
+
+def test_report_table_has_the_shuffled_image_row():
+    from lntune.reporting import grounding_markdown
+
+    def group(n, true, shuffled, difference):
+        return {"true": dict(zip(("n", "accuracy", "yes_rate", "auc"), (n, *true))),
+                "shuffled": dict(zip(("n", "accuracy", "yes_rate", "auc"), (n, *shuffled))),
+                "difference": difference}
+
+    result = {"seed": 0, "groups": {
+        "pope": group(270, (80.0, 50.0, 0.9), (52.5, 55.0, 0.51),
+                      {"accuracy": 27.5, "auc": 0.39, "accuracy_interval": [22.0, 33.1], "auc_interval": [0.33, 0.45]}),
+        "mme/existence": group(30, (70.0, 40.0, 0.8), (50.0, 40.0, None),
+                               {"accuracy": 20.0, "auc": None, "accuracy_interval": [0.0, 40.0], "auc_interval": None}),
+    }}
+    assert grounding_markdown(result, "LayerNorm").splitlines()[:5] == [
+        "| model | POPE acc | MME existence acc | POPE AUC |",
+        "|---|---:|---:|---:|",
+        "| LayerNorm | 80.0 | 70.0 | 0.900 |",
+        "| LayerNorm, shuffled images | 52.5 | 50.0 | 0.510 |",
+        "| difference (95% interval) | +27.5 [+22.0, +33.1] | +20.0 [+0.0, +40.0] | +0.390 [+0.330, +0.450] |"]
+    assert "questions: pope 270, mme/existence 30;" in grounding_markdown(result, "LayerNorm")
+    assert grounding_markdown({"seed": 0, "groups": {}}, "x") == ""
