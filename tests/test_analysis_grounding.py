@@ -184,7 +184,7 @@ def test_analyze_grounding_command(oracle, tmp_path, capsys):
             str(images), "--limit", "4", "--batch-size", "3", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[0].startswith("group") and "pope/adversarial" in printed
+    assert printed.splitlines()[1].startswith("group") and "pope/adversarial" in printed
     written = json.loads((out / "grounding.json").read_text())
     assert written["groups"]["pope/random"]["true"] == {"n": 4, "accuracy": 100.0, "yes_rate": 50.0, "auc": 1.0}
     assert len(written["questions"]) == 3 * 4 + 4 and (out / "grounding.png").stat().st_size > 0

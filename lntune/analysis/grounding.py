@@ -243,10 +243,10 @@ def grounding_scores(model, processor, data_root, image_root=None, seed: int = 0
 
 def grounding_table(result: dict) -> str:
     """A plain-text table of a `grounding_scores` result: true vs shuffled per group, and the differences."""
-    lines = [f"{'group':<30} {'n':>5} | {'acc':>6} {'yes%':>6} {'AUC':>6} | {'acc':>6} {'yes%':>6} {'AUC':>6} | "
-             f"{'d acc':>7} {'d AUC':>7}",
-             f"{'':<30} {'':>5} | {'true images':^20} | {'shuffled images':^20} | {'true - shuffled':^15}"]
-    lines.insert(1, "-" * len(lines[0]))
+    columns = (f"{'group':<30} {'n':>5} | {'acc':>6} {'yes%':>6} {'AUC':>6} | {'acc':>6} {'yes%':>6} {'AUC':>6} | "
+               f"{'d acc':>7} {'d AUC':>7}")
+    lines = [f"{'':<30} {'':>5} | {'true images':^20} | {'shuffled images':^20} | {'true - shuffled':^15}",
+             columns, "-" * len(columns)]
     for name, g in result["groups"].items():
         t, s, d = g["true"], g["shuffled"], g["difference"]
         lines.append(f"{name:<30} {t['n']:>5} | {t['accuracy']:>6.1f} {t['yes_rate']:>6.1f} {_num(t['auc'])} | "
