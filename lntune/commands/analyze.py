@@ -34,9 +34,7 @@ def register(subparsers) -> None:
     sim.add_argument("--seed", type=int, default=0, help="seed of the subset (default: 0)")
     sim.add_argument("--batch-size", type=int, default=8, help="samples per forward pass (default: 8)")
     sim.add_argument("--max-length", type=int, default=2048, help="drop samples longer than this (default: 2048)")
-    sim.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                     help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
-    sim.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    _add_device_options(sim)
     sim.add_argument("--out", help="folder for similarity.json and similarity.png")
     sim.add_argument("--json", action="store_true", help="print the result as JSON")
     sim.set_defaults(func=run)
@@ -57,12 +55,16 @@ def register(subparsers) -> None:
     ground.add_argument("--seed", type=int, default=0, help="seed of the image permutation (default: 0)")
     ground.add_argument("--batch-size", type=int, default=16, help="questions per forward pass (default: 16)")
     ground.add_argument("--limit", type=int, help="first N questions per POPE split / MME subtask")
-    ground.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                        help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
-    ground.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    _add_device_options(ground)
     ground.add_argument("--out", help="folder for grounding.json (with every question's scores) and grounding.png")
     ground.add_argument("--json", action="store_true", help="print the summary as JSON")
     ground.set_defaults(func=run)
+
+
+def _add_device_options(parser) -> None:
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                        help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
 
 
 def run(args) -> int:
