@@ -9,8 +9,8 @@ Every generated answer is appended to <out>/predictions/<task>.jsonl (`id`, `ima
 flushed after each batch; running the same command again skips the ids already answered, so a killed
 run continues where it stopped. With greedy decoding, questions with the same image and rendered prompt
 are generated once and every one of them gets a record with that answer. When a task is complete its
-official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and <out>/results.md (the paper's Table 1
-layout) are updated. <out>/eval_config.json pins the protocol and decoding settings: resuming with
+official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
+<out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol and decoding settings: resuming with
 different ones is refused, as mixing them would make the numbers meaningless.
 """
 
