@@ -10,8 +10,9 @@ flushed after each batch; running the same command again skips the ids already a
 run continues where it stopped. With greedy decoding, questions with the same image and rendered prompt
 are generated once and every one of them gets a record with that answer. When a task is complete its
 official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
-<out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol and decoding settings: resuming with
-different ones is refused, as mixing them would make the numbers meaningless.
+<out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol and
+decoding settings: resuming with different ones is refused, as mixing them would make the numbers
+meaningless.
 """
 
 from __future__ import annotations
