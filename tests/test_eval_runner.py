@@ -183,7 +183,8 @@ def test_a_resumed_greedy_run_reuses_answers_to_the_same_question(tiny, bench, t
     path = out / "predictions" / "pope.jsonl"
     records = _lines(path)
     # Keep one record of the snowboard question (asked in all three splits) and drop the rest of it and the car.
-    kept = [r for r in records if "car" not in r["prompt"] and not ("snowboard" in r["prompt"] and r["id"] != "random/1")]
+    kept = [r for r in records
+            if "car" not in r["prompt"] and not ("snowboard" in r["prompt"] and r["id"] != "random/1")]
     path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     again = FakeGenerator("Yes")
     monkeypatch.setattr(gen, "generate_batch", again)

@@ -135,8 +135,9 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
         for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", disable=not progress,
                           dynamic_ncols=True):
             batch = [pairs[i] for i in order[start:start + batch_size]]
-            inputs = processor(text=[p for _, p in batch], images=[open_image(path, first_asker[(path, p)], "grounding") for path, p in batch],
-                               return_tensors="pt", padding=True, padding_side="right").to(model.device)
+            images_now = [open_image(path, first_asker[(path, prompt)], "grounding") for path, prompt in batch]
+            inputs = processor(text=[prompt for _, prompt in batch], images=images_now, return_tensors="pt",
+                               padding=True, padding_side="right").to(model.device)
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
             # Right padding leaves every row's positions as if it were alone; read its last real position.
             last = inputs["attention_mask"].sum(1, keepdim=True) - 1
