@@ -74,6 +74,18 @@ def run(args) -> int:
     return 0
 
 
+def _write_result(out, stem: str, result: dict, plot) -> None:
+    """out/<stem>.json from `result` and out/<stem>.png drawn by `plot(png_path)`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(out / f"{stem}.png")
+
+
+def _wrote(out, stem: str) -> str:
+    return f"wrote {Path(out) / (stem + '.json')} and {Path(out) / (stem + '.png')}"
+
+
 def _names(paths: list[str]) -> list[str]:
     """Folder names as labels, or the paths themselves when two folders share a name."""
     names = [Path(p).resolve().name or str(p) for p in paths]
@@ -119,10 +131,7 @@ def _similarity(args) -> dict:
         first, second = (models[n]["mean_offdiag"] for n in models)
         result["change_vs_compare"] = (first - second) / second
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "similarity.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot_similarity(models, out / "similarity.png")
+        _write_result(args.out, "similarity", result, lambda png: plot_similarity(models, png))
     if not args.json:
         for name, r in models.items():
             print(f"{name}: mean layer similarity {r['mean_offdiag']:.4f} "
@@ -132,7 +141,7 @@ def _similarity(args) -> dict:
             change = result["change_vs_compare"]
             print(f"{names[0]} is {abs(change) * 100:.1f}% {'lower' if change < 0 else 'higher'} than {names[1]}")
         if args.out:
-            print(f"wrote {Path(args.out) / 'similarity.json'} and {Path(args.out) / 'similarity.png'}")
+            print(_wrote(args.out, "similarity"))
     return result
 
 
@@ -148,14 +157,11 @@ def _grounding(args) -> dict:
                               batch_size=args.batch_size, limit=args.limit, progress=not args.json)
     result["model"] = str(args.model)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "grounding.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot_grounding(result, out / "grounding.png")
+        _write_result(args.out, "grounding", result, lambda png: plot_grounding(result, png))
     if not args.json:
         print(grounding_table(result))
         if args.out:
-            print(f"wrote {Path(args.out) / 'grounding.json'} and {Path(args.out) / 'grounding.png'}")
+            print(_wrote(args.out, "grounding"))
     return {k: v for k, v in result.items() if k != "questions"}
 
 
@@ -192,14 +198,12 @@ def _gradients(args) -> dict:
     if args.compare:
         result["ratios"] = compare_summaries(runs[names[0]], runs[names[1]])
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "gradients.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot_gradients(dict(zip(names, map(Path, paths))), out / "gradients.png", layers)
+        _write_result(args.out, "gradients", result,
+                      lambda png: plot_gradients(dict(zip(names, map(Path, paths))), png, layers))
     if not args.json:
         print(_gradient_table(result, names))
         if args.out:
-            print(f"wrote {Path(args.out) / 'gradients.json'} and {Path(args.out) / 'gradients.png'}")
+            print(_wrote(args.out, "gradients"))
     return result
 
 
