@@ -2,7 +2,9 @@
 
 `headline(metrics)` reduces one model's {task: metrics} to the numbers a person compares:
 MME perception (and cognition where present), VQAv2 accuracy, COCO and Flickr30k CIDEr, POPE mean
-accuracy and mean F1 over the splits present.
+accuracy and mean F1 over the splits present. `grounding_markdown(result, name)` is the shuffled-image
+control of a `lntune.analysis.grounding` result: the model's yes/no accuracy and ROC AUC with true images,
+the row "<name>, shuffled images", and their difference with its interval.
 """
 
 from pathlib import Path
@@ -86,6 +88,43 @@ def plot_model_comparison(models: dict, chance: dict, out_png: Path) -> Path:
     return out_png
 
 
+# (column, group of a grounding result, metric): what the shuffled-image control table shows.
+GROUNDING_COLUMNS = (("POPE acc", "pope", "accuracy"), ("MME existence acc", "mme/existence", "accuracy"),
+                     ("MME color acc", "mme/color", "accuracy"), ("POPE AUC", "pope", "auc"),
+                     ("MME AUC", "mme", "auc"))
+
+
+def grounding_markdown(result: dict, name: str) -> str:
+    """Rows `name` (true images), "`name`, shuffled images" and the difference, for the groups present."""
+    groups = result["groups"]
+    columns = [c for c in GROUNDING_COLUMNS if c[1] in groups]
+    if not columns:
+        return ""
+
+    def cell(group, side, metric):
+        value = groups[group][side][metric]
+        return "-" if value is None else (f"{value:.1f}" if metric == "accuracy" else f"{value:.3f}")
+
+    def difference(group, metric):
+        d = groups[group]["difference"]
+        value, interval = d[metric], d.get(f"{metric}_interval")
+        if value is None:
+            return "-"
+        fmt = "{:+.1f}" if metric == "accuracy" else "{:+.3f}"
+        return fmt.format(value) + ("" if not interval else f" [{fmt.format(interval[0])}, {fmt.format(interval[1])}]")
+
+    lines = ["| model | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---:|" * len(columns),
+             f"| {name} | " + " | ".join(cell(g, "true", m) for _, g, m in columns) + " |",
+             f"| {name}, shuffled images | " + " | ".join(cell(g, "shuffled", m) for _, g, m in columns) + " |",
+             "| difference (95% interval) | " + " | ".join(difference(g, m) for _, g, m in columns) + " |"]
+    counted = dict.fromkeys(g for _, g, _ in columns)
+    n = ", ".join(f"{g} {groups[g]['true']['n']}" for g in counted)
+    return ("\n".join(lines) + "\n\nFrom the yes-vs-no score log P(yes) - log P(no) at the first answer token "
+            "(score > 0 answers yes), with each question's own image and with images shuffled among the questions "
+            f"of the same benchmark (seed {result['seed']}); questions: {n}; intervals: paired bootstrap over "
+            "questions. See docs/analysis.md.\n")
+
+
 def write_quickstart_report(results: dict, path: Path) -> str:
     models = results["models"]
     baseline, tuned = list(models)[0], list(models)[-1]
@@ -98,7 +137,11 @@ def write_quickstart_report(results: dict, path: Path) -> str:
             "\n## Headline numbers (change against the stage-1 model)\n\n" +
             comparison_markdown(models, baseline, chance) +
             f"\n{tuned} beats {baseline} on {won} of {compared} headline metrics, and is above chance on "
-            f"{len(above_chance)} of {len(chance)} metrics that have one ({', '.join(above_chance) or 'none'}).\n\n"
-            "## Time (seconds)\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["timings_s"].items()) + "\n")
+            f"{len(above_chance)} of {len(chance)} metrics that have one ({', '.join(above_chance) or 'none'}).\n\n")
+    if results.get("grounding"):
+        name = results["grounding"].get("model", tuned)
+        text += (f"## Does {name} answer from the image? (shuffled-image control)\n\n"
+                 + grounding_markdown(results["grounding"], name) + "\n")
+    text += ("## Time (seconds)\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["timings_s"].items()) + "\n")
     Path(path).write_text(text)
     return text
