@@ -10,7 +10,7 @@ summary and, with bootstrap > 0, adds "ci95": the tree of the result's metrics w
 percentile interval each (lntune/eval/bootstrap.py), resampling the benchmark's unit as
 lntune/eval/resampled_scores.py and resampled_captions.py describe.
 
-`lntune eval` writes each task's records to <out>/<task>/units.json ({"benchmark", "unit", "records"}), so
+`lntune eval` writes each task's records to <out>/units/<task>.json ({"benchmark", "unit", "records"}), so
 `lntune compare` (lntune/eval/compare.py) can resample two evaluations together without the benchmark
 files.
 """
@@ -26,7 +26,7 @@ from lntune.errors import LntuneError
 from lntune.eval import resampled_scores as rs
 from lntune.eval.bootstrap import DEFAULT_SEED, bootstrap_samples, interval_tree
 
-UNITS_FILE = "units.json"
+UNITS_DIR = "units"
 
 
 @dataclass(frozen=True)
@@ -82,14 +82,20 @@ def metric_intervals(name: str, units: list[dict], result: dict, n_resamples: in
     return interval_tree(samples, result)
 
 
+def units_path(eval_dir, task: str) -> Path:
+    """Where `lntune eval` keeps a task's per-unit records: <eval_dir>/units/<task>.json."""
+    return Path(eval_dir) / UNITS_DIR / f"{task}.json"
+
+
 def write_units(path, name: str, units: list[dict]) -> Path:
     from lntune.eval.tasks.base import write_json
 
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return write_json(Path(path), {"benchmark": name, "unit": benchmark(name).unit, "records": units})
 
 
 def read_units(path) -> tuple[str, list[dict]]:
-    """(benchmark name, records) of a units.json file."""
+    """(benchmark name, records) of a file `write_units` wrote."""
     path = Path(path)
     if not path.is_file():
         raise LntuneError(f"{path}: not found; re-run the same `lntune eval` command (it re-scores the saved "

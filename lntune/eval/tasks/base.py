@@ -125,10 +125,10 @@ class Task(ABC):
 
     def scored(self, benchmark: str, units: list[dict], out_dir: Path, **summary_kwargs) -> dict:
         """The official result of per-unit records, with "ci95" unless bootstrap is 0; the records are
-        kept in <out>/<task>/units.json for `lntune compare`."""
-        from lntune.eval.intervals import UNITS_FILE, score_units, write_units
+        kept in <out>/units/<task>.json for `lntune compare`."""
+        from lntune.eval.intervals import score_units, units_path, write_units
 
-        write_units(self.task_dir(out_dir) / UNITS_FILE, benchmark, units)
+        write_units(units_path(out_dir, self.name), benchmark, units)
         return score_units(benchmark, units, self.bootstrap, **summary_kwargs)
 
     def task_dir(self, out_dir: Path) -> Path:
