@@ -116,9 +116,10 @@ def format_table(benchmark: str, result: dict) -> str:
         for name in ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L"):
             if name in result:
                 lines.append(f"{name:<10}{result[name]:>8.2f}" + _interval_cell(ci.get(name)))
-        lines.append(f"({result['images']} {result['split']} images, tokenizer: {result['tokenizer']})")
     if ci:
         lines.append("(95% bootstrap intervals in brackets)")
+    if benchmark == "caption":
+        lines.append(f"({result['images']} {result['split']} images, tokenizer: {result['tokenizer']})")
     return "\n".join(lines)
 
 
