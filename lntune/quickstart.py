@@ -4,7 +4,8 @@
     lntune quickstart --preset smoke --out /tmp/qs              # ~3 min, part of the test suite
 
 Offline. Re-running after a kill continues where it stopped (finished stages and evaluations are skipped).
-Writes DIR/results.json ({"models": {name: {task: {metric: value}}}}), DIR/report.md and DIR/results.png.
+Writes DIR/results.json ({"models": {name: {task: {metric: value}}}, "comparison": the paired difference of
+the LayerNorm model against the stage-1 model, lntune.eval.compare}), DIR/report.md and DIR/results.png.
 """
 
 import json
@@ -74,9 +75,13 @@ def quickstart(preset: str, out: Path) -> dict:
         models[name] = timed(f"evaluate {name}", lambda run_dir=run_dir, name=name: evaluate_run(
             run_dir, out / "eval" / Path(run_dir).name, world / "eval", tasks=EVAL_TASKS, limit=p.eval_limit,
             batch_size=p.eval_batch_size, name=name, image_root=world / "images", progress=True))
+    from lntune.eval.compare import compare_eval_dirs
+
+    comparison = timed("paired comparison", lambda: compare_eval_dirs(
+        out / "eval" / Path(stage1).name, out / "eval" / Path(stage2).name))
     timings["total"] = round(time.perf_counter() - started, 1)
-    results = {"preset": preset, "world": str(world), "models": models, "chance": chance_levels(models),
-               "timings_s": timings}
+    results = {"preset": preset, "world": str(world), "models": models, "comparison": comparison,
+               "chance": chance_levels(models), "timings_s": timings}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     from lntune.reporting import plot_model_comparison, write_quickstart_report
 

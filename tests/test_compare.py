@@ -88,3 +88,24 @@ def test_compare_command_json_contract_and_table(tmp_path, capsys):
     (b / "units" / "vqav2.json").unlink()
     assert main(["compare", str(a), str(b)]) == 2
     assert "re-run the same `lntune eval` command" in capsys.readouterr().err
+
+
+def test_quickstart_report_shows_intervals_and_the_layernorm_minus_stage1_row(tmp_path):
+    from lntune.reporting import write_quickstart_report
+
+    units_a = {"vqav2": _vqa_units(set(range(300))), "pope": _pope_units({("random", i) for i in range(60)})}
+    units_b = {"vqav2": _vqa_units(set(range(400))), "pope": _pope_units({("random", i) for i in range(61)})}
+    models = {name: {task: score_units(task, units[task], bootstrap=200) for task in units}
+              for name, units in (("stage-1 (connector only)", units_a), ("LayerNorm", units_b))}
+    comparison = {task: compare_units(task, units_a[task], units_b[task], n_resamples=200) for task in units_a}
+    results = {"preset": "smoke", "world": "w", "models": models, "comparison": comparison,
+               "chance": {"pope_accuracy": 50.0}, "timings_s": {"total": 1.0}}
+    text = write_quickstart_report(results, tmp_path / "report.md")
+    vqa_row = next(line for line in text.splitlines() if line.startswith("| VQAv2 acc |"))
+    low, high = models["LayerNorm"]["vqav2"]["ci95"]["accuracy"]
+    assert f"80.0 [{low:.1f}, {high:.1f}] (+20.0)" in vqa_row
+    paired = next(line for line in text.splitlines() if line.startswith("| LayerNorm − stage-1 |"))
+    d = comparison["vqav2"]["accuracy"]
+    assert paired.split(" | ")[1] == f"+20.0 [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+    assert "above 0 for: VQAv2 acc;" in text
+    assert "| Model | MME (P/C) |" in text and "[low, high]: 95% bootstrap interval" in text
