@@ -17,13 +17,12 @@ narrower than two separate intervals would suggest. Evaluations of different que
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lntune.errors import LntuneError
 from lntune.eval.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_samples, paired_difference
 from lntune.eval.intervals import TASK_BENCHMARKS, benchmark, read_units, units_path
-from lntune.jsonio import first_few
+from lntune.jsonio import first_few, load_json
 
 # The metrics compared per benchmark, as named in the scorers' results (and metrics.json).
 HEADLINE_METRICS = {"vqav2": ("accuracy",), "pope": ("mean_accuracy", "mean_f1"), "mme": ("perception", "cognition"),
@@ -103,10 +102,7 @@ def _read_metrics(eval_dir) -> dict:
     path = Path(eval_dir) / "metrics.json"
     if not path.is_file():
         raise LntuneError(f"{path}: not found; is {eval_dir} an `lntune eval --out` folder?")
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise LntuneError(f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}") from None
+    metrics = load_json(path, "lntune eval metrics ({task: metrics})")
     if not isinstance(metrics, dict):
         raise LntuneError(f"{path}: expected {{task: metrics}}")
     return metrics

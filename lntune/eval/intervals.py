@@ -17,7 +17,6 @@ files.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ from typing import Callable
 from lntune.errors import LntuneError
 from lntune.eval import resampled_scores as rs
 from lntune.eval.bootstrap import DEFAULT_SEED, bootstrap_samples, interval_tree
+from lntune.jsonio import load_json
 
 UNITS_DIR = "units"
 
@@ -100,10 +100,7 @@ def read_units(path) -> tuple[str, list[dict]]:
     if not path.is_file():
         raise LntuneError(f"{path}: not found; re-run the same `lntune eval` command (it re-scores the saved "
                           "answers without generating) to write it")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise LntuneError(f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}") from None
+    data = load_json(path, "per-unit records ({'benchmark', 'unit', 'records'})")
     if not isinstance(data, dict) or not isinstance(data.get("records"), list) or data.get("benchmark") not in _benchmarks():
         raise LntuneError(f"{path}: expected {{'benchmark': one of {', '.join(_benchmarks())}, 'records': [...]}}")
     return data["benchmark"], data["records"]
