@@ -20,6 +20,8 @@ def test_quickstart_smoke_end_to_end(tmp_path):
         assert set(metrics) == set(EVAL_TASKS)
         assert 0 <= metrics["pope"]["mean_accuracy"] <= 100
     assert (out / "report.md").read_text().startswith("# lntune quickstart (smoke)")
+    assert set(results["comparison"]) == set(EVAL_TASKS)  # the paired LayerNorm - stage-1 difference per task
+    assert "| LayerNorm − stage-1 |" in (out / "report.md").read_text()
     assert (out / "results.png").stat().st_size > 0
     assert (out / "stage2-layernorm" / "lntune.json").exists()
     stage2 = json.loads((out / "stage2-layernorm" / "lntune.json").read_text())
