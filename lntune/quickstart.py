@@ -4,7 +4,8 @@
     lntune quickstart --preset smoke --out /tmp/qs              # ~3 min, part of the test suite
 
 Offline. Re-running after a kill continues where it stopped (finished stages and evaluations are skipped).
-Writes DIR/results.json ({"models": {name: {task: {metric: value}}}, "grounding": ...}), DIR/report.md,
+Writes DIR/results.json ({"models": {name: {task: {metric: value}}}, "comparison": the paired difference of
+the LayerNorm model against the stage-1 model (lntune.eval.compare), "grounding": ...}), DIR/report.md,
 DIR/results.png and DIR/grounding/grounding.{json,png}: the LayerNorm model's yes-vs-no score on the POPE and
 MME questions with true vs shuffled images (lntune.analysis.grounding), the report's shuffled-image control.
 """
@@ -79,9 +80,14 @@ def quickstart(preset: str, out: Path) -> dict:
     grounding = timed("shuffled-image control: LayerNorm", lambda: grounding_control(
         stage2, world / "eval", world / "images", out / "grounding", limit=p.eval_limit,
         batch_size=p.eval_batch_size))
+    from lntune.eval.compare import compare_eval_dirs
+
+    comparison = timed("paired comparison", lambda: compare_eval_dirs(
+        out / "eval" / Path(stage1).name, out / "eval" / Path(stage2).name))
     timings["total"] = round(time.perf_counter() - started, 1)
-    results = {"preset": preset, "world": str(world), "models": models, "chance": chance_levels(models),
-               "grounding": {"model": "LayerNorm", **grounding}, "timings_s": timings}
+    results = {"preset": preset, "world": str(world), "models": models, "comparison": comparison,
+               "chance": chance_levels(models), "grounding": {"model": "LayerNorm", **grounding},
+               "timings_s": timings}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     from lntune.reporting import plot_model_comparison, write_quickstart_report
 

@@ -57,6 +57,12 @@ def test_real_generation_writes_every_official_format(tiny, bench, tmp_path):
     metrics = evaluate(model, processor, ALL, data, out, batch_size=4, max_new_tokens=3, progress=False)
     assert list(metrics) == ALL
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert set(metrics["pope"]["ci95"]) == {"random", "popular", "adversarial", "mean_f1", "mean_accuracy"}
+    assert set(metrics["coco"]["ci95"]) == {"CIDEr", "BLEU-4", "ROUGE-L"}
+    units = {task: json.loads((out / "units" / f"{task}.json").read_text()) for task in ALL}
+    assert {task: (u["benchmark"], len(u["records"])) for task, u in units.items()} == {
+        "mme": ("mme", 4), "vqav2": ("vqav2", 9), "coco": ("caption", 3), "flickr30k": ("caption", 2),
+        "pope": ("pope", 12)}
 
     for task, n in {"mme": 8, "vqav2": 9, "coco": 3, "flickr30k": 2, "pope": 12}.items():
         records = _lines(out / "predictions" / f"{task}.jsonl")
@@ -96,7 +102,9 @@ def test_known_answers_give_exact_scores(tiny, bench, tmp_path, monkeypatch):
     data, _ = bench
     monkeypatch.setattr(gen, "generate_batch", FakeGenerator("Yes"))
     metrics = evaluate(model, processor, ["mme", "pope"], data, tmp_path / "yes", progress=False)
-    # Every subtask: half the answers right, no image with both right -> 50 + 0.
+    # Every subtask: half the answers right, no image with both right -> 50 + 0; so in every resample too.
+    assert metrics["mme"].pop("ci95") == {"perception": [100.0, 100.0], "cognition": [50.0, 50.0],
+                                          "subtasks": {name: [50.0, 50.0] for name in metrics["mme"]["subtasks"]}}
     assert metrics["mme"] == {"perception": 100.0, "cognition": 50.0,
                               "subtasks": {"existence": 50.0, "posters": 50.0, "code_reasoning": 50.0}}
     for split in ("random", "popular", "adversarial"):
@@ -104,8 +112,11 @@ def test_known_answers_give_exact_scores(tiny, bench, tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "generate_batch", FakeGenerator("red"))
     vqa = evaluate(model, processor, ["vqav2"], data, tmp_path / "red", progress=False)["vqav2"]
     assert vqa["accuracy"] == 33.33  # the three ball questions (7 of 10 humans said red) are right
+    low, high = vqa["ci95"]["accuracy"]
+    assert 0 <= low < 33.33 < high <= 100
     assert (tmp_path / "yes" / "results.md").read_text().splitlines()[4] == (
-        "| model | 100.0/50.0 | - | - | - | 50.0/50.0/50.0 |")
+        "| model | 100.0 [100.0, 100.0]/50.0 [50.0, 50.0] | - | - | - | "
+        "50.0 [0.0, 100.0]/50.0 [0.0, 100.0]/50.0 [0.0, 100.0] |")
 
 
 def test_paper_protocol_samples_with_the_authors_settings(tiny, bench, tmp_path):

@@ -21,6 +21,8 @@ def test_quickstart_smoke_end_to_end(tmp_path):
         assert 0 <= metrics["pope"]["mean_accuracy"] <= 100
     report = (out / "report.md").read_text()
     assert report.startswith("# lntune quickstart (smoke)")
+    assert set(results["comparison"]) == set(EVAL_TASKS)  # the paired LayerNorm - stage-1 difference per task
+    assert "| LayerNorm − stage-1 |" in report
     # the shuffled-image control of the LayerNorm model, on the same questions as its evaluation
     control = results["grounding"]
     assert control["model"] == "LayerNorm" and control["groups"]["pope/random"]["true"]["n"] == 4

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lntune.errors import LntuneError
 from lntune.eval import generate as gen
+from lntune.eval.bootstrap import DEFAULT_RESAMPLES
 from lntune.eval.tasks.base import Decoding, Sample, Task, write_json
 from lntune.eval.tasks.registry import get_task, parse_task_list
 
@@ -37,14 +38,16 @@ TIMING_FILE = "timing.json"
 def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, protocol: str = "official",
              batch_size: int = 8, limit: int | None = None, image_root=None, max_new_tokens: int | None = None,
              do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,
-             seed: int = 42, model_name: str = "model", progress: bool = True) -> dict:
+             seed: int = 42, model_name: str = "model", progress: bool = True,
+             bootstrap: int = DEFAULT_RESAMPLES) -> dict:
     """Evaluate `model` on `tasks`; returns {task: metrics} and writes everything under `out_dir`.
 
     `data_root` holds the benchmark files (see docs/evaluation.md); `image_root` defaults to
     `<data_root>/../images`. `max_new_tokens`, `do_sample`, `temperature` and `top_k` override the
     protocol's decoding (official: greedy; paper: the authors' sampling). `limit` keeps the first N
     questions of each task (of each MME subtask / POPE split). `seed` seeds the demonstrations, the
-    paper's VQAv2 subset and sampling.
+    paper's VQAv2 subset and sampling. `bootstrap` resamples give each metric its 95% interval ("ci95";
+    0: none).
     """
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
@@ -68,6 +71,7 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
     metrics = _read_json_or_empty(out_dir / METRICS_FILE)
     timing = _read_json_or_empty(out_dir / TIMING_FILE)
     for task, samples in loaded:
+        task.bootstrap = bootstrap
         started = time.perf_counter()
         answers, generated = run_task(model, processor, task, samples, decodings[task.name], out_dir,
                                       batch_size=batch_size, seed=seed, progress=progress)
