@@ -44,7 +44,7 @@ class ModelConfig:
     seed: int = 0  # projector initialisation seed
     projector_init_scale: float = 1.0  # multiplies the fresh projector's initial weights (stage 1 only)
     projector_init: str = "random"  # random (the paper's) | caption_alignment (warm start from the stage-1 captions)
-    projector_init_steps: int = 300  # steps of the caption_alignment warm start (seconds; no LLM forward)
+    projector_init_steps: int = 600  # steps of the caption_alignment warm start (seconds; no LLM forward)
 
 
 @dataclass

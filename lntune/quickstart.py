@@ -28,20 +28,24 @@ class QuickstartPreset:
     world: str
     stage1: list[str] = field(default_factory=list)  # overrides of configs/world/stage1.yaml
     stage2: list[str] = field(default_factory=list)  # overrides of configs/world/stage2_layernorm.yaml
-    eval_limit: int | None = None  # questions per task (per MME subtask / POPE split)
+    eval_limits: dict = field(default_factory=dict)  # questions per task (per MME subtask / POPE split); absent: all
+    control_limit: int | None = None  # questions per POPE split / MME subtask in the shuffled-image control
     eval_batch_size: int = 16
 
 
 PRESETS = {
-    "smoke": QuickstartPreset(world="smoke", stage1=["train.max_steps=6", "train.batch_size=8", "train.save_steps=null"],
+    "smoke": QuickstartPreset(world="smoke", stage1=["train.max_steps=6", "train.batch_size=8", "train.save_steps=null",
+                                                      "model.projector_init_steps=20"],
                               stage2=["train.max_steps=8", "train.batch_size=8", "train.save_steps=null"],
-                              eval_limit=4, eval_batch_size=8),
-    # Sized for <= 10 minutes on 2 CPU cores: 40 projector steps, 16 LayerNorm steps, 160 questions per model
-    # (16 per MME subtask and POPE split, and per VQAv2 / COCO / Flickr30k).
-    "quick": QuickstartPreset(world="quick", stage1=["data.max_samples=640", "train.lr=5.0e-3", "train.warmup_ratio=0.1",
+                              eval_limits=dict.fromkeys(EVAL_TASKS, 4), control_limit=4, eval_batch_size=8),
+    # Sized for about 10 minutes on 2 CPU cores: the caption-alignment warm start, 40 projector steps, 16 LayerNorm
+    # steps, then for both models the first 50 POPE images (900 questions over the splits), 20 MME images per
+    # subtask, 64 VQAv2 questions and 32 test images per caption set. `lntune eval` without --limit scores them all.
+    "quick": QuickstartPreset(world="quick", stage1=["data.max_samples=640", "train.lr=2.0e-3", "train.warmup_ratio=0.1",
                                                       "train.save_steps=null"],
                               stage2=["data.max_samples=256", "train.lr=2.0e-3", "train.save_steps=null"],
-                              eval_limit=16),
+                              eval_limits={"pope": 300, "mme": 40, "vqav2": 64, "coco": 32, "flickr30k": 32},
+                              control_limit=150),
 }
 
 
@@ -75,10 +79,10 @@ def quickstart(preset: str, out: Path) -> dict:
     models = {}
     for name, run_dir in (("stage-1 (connector only)", stage1), ("LayerNorm", stage2)):
         models[name] = timed(f"evaluate {name}", lambda run_dir=run_dir, name=name: evaluate_run(
-            run_dir, out / "eval" / Path(run_dir).name, world / "eval", tasks=EVAL_TASKS, limit=p.eval_limit,
+            run_dir, out / "eval" / Path(run_dir).name, world / "eval", tasks=EVAL_TASKS, limit=p.eval_limits,
             batch_size=p.eval_batch_size, name=name, image_root=world / "images", progress=True))
     grounding = timed("shuffled-image control: LayerNorm", lambda: grounding_control(
-        stage2, world / "eval", world / "images", out / "grounding", limit=p.eval_limit,
+        stage2, world / "eval", world / "images", out / "grounding", limit=p.control_limit,
         batch_size=p.eval_batch_size))
     from lntune.eval.compare import compare_eval_dirs
 

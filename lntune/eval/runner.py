@@ -36,7 +36,7 @@ TIMING_FILE = "timing.json"
 
 
 def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, protocol: str = "official",
-             batch_size: int = 8, limit: int | None = None, image_root=None, max_new_tokens: int | None = None,
+             batch_size: int = 8, limit: int | dict | None = None, image_root=None, max_new_tokens: int | None = None,
              do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,
              seed: int = 42, model_name: str = "model", progress: bool = True,
              bootstrap: int = DEFAULT_RESAMPLES) -> dict:
@@ -45,14 +45,17 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
     `data_root` holds the benchmark files (see docs/evaluation.md); `image_root` defaults to
     `<data_root>/../images`. `max_new_tokens`, `do_sample`, `temperature` and `top_k` override the
     protocol's decoding (official: greedy; paper: the authors' sampling). `limit` keeps the first N
-    questions of each task (of each MME subtask / POPE split). `seed` seeds the demonstrations, the
+    questions of each task (of each MME subtask / POPE split); a dict gives
+    it per task name (a task not in it: every question). `seed` seeds the demonstrations, the
     paper's VQAv2 subset and sampling. `bootstrap` resamples give each metric its 95% interval ("ci95";
     0: none).
     """
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
-    if limit is not None and limit < 1:
-        raise LntuneError(f"--limit must be at least 1, got {limit}")
+    limits = limit if isinstance(limit, dict) else {}
+    for value in (limits.values() if limits else [limit]):
+        if value is not None and value < 1:
+            raise LntuneError(f"--limit must be at least 1, got {value}")
     out_dir = Path(out_dir)
     data_root = Path(data_root)
     if not data_root.is_dir():
@@ -62,7 +65,7 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
     task_objects = [get_task(name, data_root, image_root=image_root, protocol=protocol, seed=seed)
                     for name in parse_task_list(tasks)]
     # Read every task's files before generating anything: a missing file should fail in seconds, not hours.
-    loaded = [(task, task.samples(limit)) for task in task_objects]
+    loaded = [(task, task.samples(limits.get(task.name) if limits else limit)) for task in task_objects]
     decodings = {task.name: resolve_decoding(task.decoding(), overrides) for task, _ in loaded}
     out_dir.mkdir(parents=True, exist_ok=True)
     check_run_config(out_dir, {"protocol": protocol, "seed": seed,

@@ -11,7 +11,9 @@ words the LLM already reads, before the usual stage-1 training:
   frequency over the captions (content words count; "a", "the", "in" hardly do);
 - score of an (image, caption) pair: for each caption token, its best cosine with any image token, averaged
   with those weights (late interaction, as FILIP does for CLIP); a symmetric contrastive loss over the batch
-  makes each image score its own caption highest.
+  makes each image score its own caption highest, and a second term (weight `match_weight`) raises each
+  image's score with its own caption towards 1, so that an image token becomes nearly the word it shows
+  rather than only nearer to it than to other words.
 
 Only the projector (and a temperature) train; no LLM forward or backward is needed, so a few hundred steps take
 seconds. Afterwards the projector is scaled so that image tokens have the mean norm of the LLM's input
@@ -72,8 +74,8 @@ def patch_tokens(model, pixel_values, chunk: int = 256):
     return torch.cat(out).float()
 
 
-def align_projector(model, processor, records: list[dict], image_folder, steps: int = 300, lr: float = 3e-3,
-                    batch_size: int = 64, seed: int = 0, progress: bool = True) -> dict:
+def align_projector(model, processor, records: list[dict], image_folder, steps: int = 600, lr: float = 3e-3,
+                    batch_size: int = 64, match_weight: float = 2.0, seed: int = 0, progress: bool = True) -> dict:
     """Train `model`'s linear projector in place on (image, caption) alignment; returns a few statistics."""
     import torch
     import torch.nn.functional as F
@@ -111,7 +113,8 @@ def align_projector(model, processor, records: list[dict], image_folder, steps: 
             best = torch.einsum("ipd,jkd->ijkp", image_tokens, caption_words).amax(-1)  # (B, B, L)
             scores = (best * weights[idx][None]).sum(-1) * log_scale.exp()
             target = torch.arange(len(idx))
-            loss = (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
+            own = (best[target, target] * weights[idx]).sum(-1).mean()
+            loss = (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2 + match_weight * (1 - own)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -32,7 +32,7 @@ class TowerPreset:
     """Width of the small CLIP text encoder used only by the contrastive objective."""
     text_layers: int = 1
     projection_dim: int = 128
-    steps: int = 300
+    steps: int = 600
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
