@@ -114,3 +114,19 @@ def _release(key: str) -> None:
             return
         del _held[key]
     os.close(entry[0])  # closing the only descriptor drops the flock
+
+
+def locked(argument: str, what: str):
+    """Decorator: hold the lock of the folder passed as `argument` while the function runs."""
+    import functools
+    import inspect
+
+    def wrap(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            with hold_lock(signature.bind(*args, **kwargs).arguments[argument], what):
+                return fn(*args, **kwargs)
+        return call
+    return wrap

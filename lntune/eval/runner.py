@@ -10,7 +10,8 @@ flushed after each batch; running the same command again skips the ids already a
 run continues where it stopped. When a task is complete its official-format files are written from that
 JSONL (<out>/<task>/...), scored, and <out>/metrics.json and <out>/results.md (the paper's Table 1
 layout) are updated. <out>/eval_config.json pins the protocol and decoding settings: resuming with
-different ones is refused, as mixing them would make the numbers meaningless.
+different ones is refused, as mixing them would make the numbers meaningless; lntune/eval/pinning.py pins the
+model and data the same way. One process at a time writes <out> (lntune/locks.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import locked
 from lntune.eval import generate as gen
 from lntune.eval.tasks.base import Decoding, Sample, Task, write_json
 from lntune.eval.tasks.registry import get_task, parse_task_list
@@ -32,6 +34,7 @@ REPORT_FILE = "results.md"
 TIMING_FILE = "timing.json"
 
 
+@locked("out_dir", "evaluation")
 def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, protocol: str = "official",
              batch_size: int = 8, limit: int | None = None, image_root=None, max_new_tokens: int | None = None,
              do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,
