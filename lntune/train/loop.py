@@ -113,7 +113,8 @@ def _train(config: RunConfig, resume: bool) -> Path:
         print_trainable_summary(model, spec)
         print(f"lntune: {len(dataset)} samples, {per_epoch} steps/epoch, {total_steps} steps; effective batch "
               f"{t.batch_size} x {t.grad_accum} accum x {world} processes = {global_batch * t.grad_accum}; "
-              f"device {accelerator.device}, mixed precision {t.mixed_precision}")
+              f"device {accelerator.device}, mixed precision {t.mixed_precision}; "
+              f"{dataset.stats['images_decoded']} images fully decoded in {dataset.stats['image_check_s']:.1f} s")
 
     step, epoch, done_in_epoch = 0, 0, 0
     checkpoints = list_checkpoints(out) if resume else []
