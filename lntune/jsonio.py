@@ -48,6 +48,18 @@ def where(row, source) -> str:
     return str(source)
 
 
+def required(row: dict, key: str, at: str):
+    """row[key] of a prediction; LntuneError naming `at` (file:line) when the field is missing or null."""
+    if row.get(key) is None:
+        raise LntuneError(f"{at}: prediction has {'a null' if key in row else 'no'} '{key}'")
+    return row[key]
+
+
+def item_where(row, index: int, source) -> str:
+    """'FILE:LINE' / 'FILE (item N)' for a record read by load_records, else 'SOURCE item N'."""
+    return where(row, source) if isinstance(row, dict) and "_line" in row else f"{source} item {index}"
+
+
 def first_few(ids, n: int = 5) -> str:
     """'a, b, c, ...' for error messages about many ids."""
     ids = list(ids)
