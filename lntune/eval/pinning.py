@@ -42,6 +42,10 @@ def pin_evaluation(out_dir, inputs: dict, overwrite: bool = False, how_to_restar
 
     Call while holding the folder's lock. `how_to_restart` is the advice in the refusal."""
     out_dir = Path(out_dir)
+    for pinned in inputs["data"].values():
+        if Path(pinned["root"]).is_relative_to(out_dir.resolve()):
+            raise LntuneError(f"{out_dir}: holds the benchmark files (data root {pinned['root']}); write the "
+                              "evaluation to another folder")
     if overwrite:
         clear_evaluation(out_dir)
     before = read_pins(out_dir)
@@ -92,10 +96,12 @@ def _holds_results(out_dir: Path) -> bool:
 
 
 def clear_evaluation(out_dir: Path) -> None:
-    """Delete what an evaluation wrote into `out_dir` (nothing else in it is touched)."""
+    """Delete what an evaluation wrote into `out_dir` (nothing else in it is touched; task folders only when the
+    folder is known to hold an evaluation)."""
     from lntune.eval.tasks.registry import TASKS
 
-    for name in (*_OUTPUTS, *TASKS):
+    known = any((out_dir / name).exists() for name in ("eval_config.json", INPUTS_FILE, "predictions"))
+    for name in (*_OUTPUTS, *(TASKS if known else ())):
         target = out_dir / name
         if target.is_dir():
             shutil.rmtree(target)
