@@ -33,23 +33,26 @@ def is_main_process() -> bool:
 @contextlib.contextmanager
 def guarded_output(config, resume: bool):
     out = Path(config.output_dir)
-    if not is_main_process():
+    if not is_main_process():  # the main process holds the lock and records the inputs; every rank refuses alike
+        _refuse_unless_resuming(out, resume)
         yield out
         return
     with hold_lock(out, "training run"):
-        held = _holds_run(out)
-        if held and not resume:
-            raise LntuneError(f"{out} already holds a run: pass --resume to continue it, or choose another output_dir")
+        held = _refuse_unless_resuming(out, resume)
         for prefix in ("checkpoint-", "trainable.safetensors", "lntune.json", INPUTS_FILE):
             remove_stale_temps(out, prefix)
         record_inputs(out, stage_inputs(config), check=held)
         yield out
 
 
-def _holds_run(out: Path) -> bool:
+def _refuse_unless_resuming(out: Path, resume: bool) -> bool:
+    """Whether `out` holds a run (a result or checkpoints); LntuneError when it does and this is no resume."""
     from lntune.train.checkpoint import list_checkpoints
 
-    return (out / "trainable.safetensors").exists() or bool(list_checkpoints(out))
+    held = (out / "trainable.safetensors").exists() or bool(list_checkpoints(out))
+    if held and not resume:
+        raise LntuneError(f"{out} already holds a run: pass --resume to continue it, or choose another output_dir")
+    return held
 
 
 def read_inputs(out: Path) -> dict | None:
