@@ -5,9 +5,10 @@
         ...                                   # a second process is refused at once, naming this one's pid
 
 The lock is `fcntl.flock` on a lock file (`.lntune.lock` inside the folder, or `.<name>.lock` beside a cache
-entry that does not exist yet). The kernel drops it when the process exits, however it exits (SIGKILL
-included), so a killed run never leaves a stale lock; the file itself stays and is harmless. Locks are
-re-entrant within one process (a pipeline that holds a folder may call a step that locks it again).
+entry that does not exist yet), removed again on release. The kernel drops the lock when the process exits,
+however it exits (SIGKILL included), so a killed run never leaves a stale lock, only a harmless file that the
+next writer takes over. Locks are re-entrant within one process (a pipeline that holds a folder may call a
+step that locks it again).
 `temp_name` gives per-process temporary names, so two processes never share a half-written file.
 """
 
@@ -74,20 +75,31 @@ def hold_lock(target, what: str, inside: bool = True):
 
 
 def _acquire(lock: Path, target: Path, what: str) -> int:
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as err:
-        raise _cannot_write(lock.parent, what, err) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _read_holder(fd)
-        os.close(fd)
-        raise LntuneError(f"{target}: another lntune process (pid {holder}) is writing this {what}; wait for it "
-                          "to finish or stop it (the lock goes away when that process exits)") from None
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise _cannot_write(lock.parent, what, err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise LntuneError(f"{target}: another lntune process (pid {holder}) is writing this {what}; wait for it "
+                              "to finish or stop it (the lock goes away when that process exits)") from None
+        if _still_linked(fd, lock):
+            break
+        os.close(fd)  # the previous holder removed this file after we opened it: lock the new one
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _still_linked(fd: int, lock: Path) -> bool:
+    try:
+        return os.stat(lock).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _cannot_write(folder: Path, what: str, err: OSError) -> LntuneError:
@@ -113,6 +125,8 @@ def _release(key: str) -> None:
         if entry[1]:
             return
         del _held[key]
+    with contextlib.suppress(OSError):
+        os.unlink(key)  # while still locked, so a waiting opener of this file sees it gone and retries
     os.close(entry[0])  # closing the only descriptor drops the flock
 
 

@@ -42,9 +42,11 @@ def test_a_second_process_is_refused_naming_the_holder_and_sigkill_releases_the_
                 pass
     finally:
         _kill(proc)
-    with hold_lock(tmp_path / "out", "run") as lock:  # the kernel dropped the dead holder's lock
+    assert (tmp_path / "out" / LOCK_FILE).exists()  # the killed holder's file stays, its lock does not
+    with hold_lock(tmp_path / "out", "run") as lock:
         assert lock == tmp_path / "out" / LOCK_FILE
         assert lock.read_text().strip() == str(os.getpid())
+    assert not lock.exists()  # removed on release
 
 
 def test_locks_are_reentrant_within_a_process_and_temp_names_are_per_process(tmp_path):
