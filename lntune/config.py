@@ -44,6 +44,8 @@ class ModelConfig:
     dtype: str = "float32"  # dtype of the frozen weights: float32 | bfloat16 | float16 (trainable stay fp32)
     seed: int = 0  # projector initialisation seed
     projector_init_scale: float = 1.0  # multiplies the fresh projector's initial weights (stage 1 only)
+    projector_init: str = "random"  # random (the paper's) | caption_alignment (warm start from the stage-1 captions)
+    projector_init_steps: int = 300  # steps of the caption_alignment warm start (seconds; no LLM forward)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class RunConfig:
         choices = {
             "model.projector": (self.model.projector, ("linear", "mlp2x_gelu")),
             "model.dtype": (self.model.dtype, ("float32", "bfloat16", "float16")),
+            "model.projector_init": (self.model.projector_init, ("random", "caption_alignment")),
             "train.scheduler": (self.train.scheduler, ("cosine", "linear", "constant")),
             "train.mixed_precision": (self.train.mixed_precision, ("no", "bf16", "fp16")),
             "data.truncation": (self.data.truncation, ("drop", "text")),
@@ -122,7 +125,8 @@ class RunConfig:
 
 # Every numeric key and its allowed range (low, high, high included?); None values (where allowed) are not checked.
 RANGES = {
-    "model.projector_init_scale": (0, None), "model.seed": (0, None), "world.seed": (0, None),
+    "model.projector_init_scale": (0, None), "model.projector_init_steps": (1, None), "model.seed": (0, None),
+    "world.seed": (0, None),
     "data.max_samples": (1, None), "data.max_length": (1, None), "data.num_workers": (0, None),
     "train.epochs": (1, None), "train.max_steps": (1, None), "train.batch_size": (1, None), "train.grad_accum": (1, None),
     "train.lr": (0, None), "train.weight_decay": (0, None), "train.warmup_ratio": (0, 1), "train.max_grad_norm": (0, None),

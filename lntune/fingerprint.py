@@ -64,7 +64,13 @@ def model_fingerprint(model_dir) -> str:
     parts = {"trainable": file_digest(model_dir / TRAINABLE_FILE) if (model_dir / TRAINABLE_FILE).is_file() else None,
              "base": base}
     if base.get("kind") in ("run", "hf") and base.get("path"):
-        parts["base_weights"] = model_fingerprint(base["path"])
+        from lntune.errors import LntuneError
+        from lntune.run_refs import resolve_ref
+
+        try:
+            parts["base_weights"] = model_fingerprint(resolve_ref(base["path"], model_dir, "base model", run_file))
+        except LntuneError:  # the base has gone: its reference is all there is
+            parts["base_weights"] = None
     return _hash(parts)
 
 

@@ -76,8 +76,11 @@ def evaluate_run(run_dir, out_dir, data_root, tasks=EVAL_TASKS, limit=None, batc
         pins["settings"] = {"limit": limit, **{k: v for k, v in sorted(kwargs.items()) if k not in _NOT_SETTINGS}}
         done = out_dir / "metrics.json"
         if done.is_file() and before.get("settings") == pins["settings"]:
+            from lntune.eval.intervals import units_path
+
             metrics = json.loads(done.read_text())
-            if all(task in metrics for task in tasks):
+            # An evaluation without the per-unit records (an older lntune) is re-scored: nothing is regenerated.
+            if all(task in metrics and units_path(out_dir, task).is_file() for task in tasks):
                 return {task: metrics[task] for task in tasks}
         from lntune.eval.runner import evaluate
         from lntune.model.load import load_mllm

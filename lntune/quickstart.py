@@ -4,7 +4,10 @@
     lntune quickstart --preset smoke --out /tmp/qs              # ~3 min, part of the test suite
 
 Offline. Re-running after a kill continues where it stopped (finished stages and evaluations are skipped).
-Writes DIR/results.json ({"models": {name: {task: {metric: value}}}}), DIR/report.md and DIR/results.png.
+Writes DIR/results.json ({"models": {name: {task: {metric: value}}}, "comparison": the paired difference of
+the LayerNorm model against the stage-1 model (lntune.eval.compare), "grounding": ...}), DIR/report.md,
+DIR/results.png and DIR/grounding/grounding.{json,png}: the LayerNorm model's yes-vs-no score on the POPE and
+MME questions with true vs shuffled images (lntune.analysis.grounding), the report's shuffled-image control.
 """
 
 import json
@@ -76,8 +79,16 @@ def quickstart(preset: str, out: Path) -> dict:
         models[name] = timed(f"evaluate {name}", lambda run_dir=run_dir, name=name: evaluate_run(
             run_dir, out / "eval" / Path(run_dir).name, world / "eval", tasks=EVAL_TASKS, limit=p.eval_limit,
             batch_size=p.eval_batch_size, name=name, image_root=world / "images", progress=True))
+    grounding = timed("shuffled-image control: LayerNorm", lambda: grounding_control(
+        stage2, world / "eval", world / "images", out / "grounding", limit=p.eval_limit,
+        batch_size=p.eval_batch_size))
+    from lntune.eval.compare import compare_eval_dirs
+
+    comparison = timed("paired comparison", lambda: compare_eval_dirs(
+        out / "eval" / Path(stage1).name, out / "eval" / Path(stage2).name))
     timings["total"] = round(time.perf_counter() - started, 1)
-    results = {"preset": preset, "world": str(world), "models": models, "chance": chance_levels(models),
+    results = {"preset": preset, "world": str(world), "models": models, "comparison": comparison,
+               "chance": chance_levels(models), "grounding": {"model": "LayerNorm", **grounding},
                "timings_s": timings}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     from lntune.reporting import plot_model_comparison, write_quickstart_report
@@ -86,6 +97,26 @@ def quickstart(preset: str, out: Path) -> dict:
     report = write_quickstart_report(results, out / "report.md")
     print("\n" + report)
     return results
+
+
+def grounding_control(run_dir, data_root, image_root, out: Path, limit=None, batch_size=16, seed=0) -> dict:
+    """The run's yes-vs-no scores with true vs shuffled images (summary without per-question scores); written to
+    out/grounding.json and out/grounding.png, and read back from there when already done."""
+    from lntune.analysis.grounding import grounding_scores
+    from lntune.analysis.plots import plot_grounding
+    from lntune.model.load import load_mllm
+
+    done = Path(out) / "grounding.json"
+    if done.is_file():
+        result = json.loads(done.read_text())
+    else:
+        model, processor = load_mllm(run_dir)
+        result = grounding_scores(model.eval(), processor, data_root, image_root=image_root, seed=seed,
+                                  batch_size=batch_size, limit=limit, progress=True)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        plot_grounding(result, Path(out) / "grounding.png")
+        done.write_text(json.dumps(result, indent=2) + "\n")
+    return {k: v for k, v in result.items() if k != "questions"}
 
 
 def chance_levels(models: dict) -> dict:

@@ -57,6 +57,12 @@ def test_real_generation_writes_every_official_format(tiny, bench, tmp_path):
     metrics = evaluate(model, processor, ALL, data, out, batch_size=4, max_new_tokens=3, progress=False)
     assert list(metrics) == ALL
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert set(metrics["pope"]["ci95"]) == {"random", "popular", "adversarial", "mean_f1", "mean_accuracy"}
+    assert set(metrics["coco"]["ci95"]) == {"CIDEr", "BLEU-4", "ROUGE-L"}
+    units = {task: json.loads((out / "units" / f"{task}.json").read_text()) for task in ALL}
+    assert {task: (u["benchmark"], len(u["records"])) for task, u in units.items()} == {
+        "mme": ("mme", 4), "vqav2": ("vqav2", 9), "coco": ("caption", 3), "flickr30k": ("caption", 2),
+        "pope": ("pope", 12)}
 
     for task, n in {"mme": 8, "vqav2": 9, "coco": 3, "flickr30k": 2, "pope": 12}.items():
         records = _lines(out / "predictions" / f"{task}.jsonl")
@@ -96,7 +102,9 @@ def test_known_answers_give_exact_scores(tiny, bench, tmp_path, monkeypatch):
     data, _ = bench
     monkeypatch.setattr(gen, "generate_batch", FakeGenerator("Yes"))
     metrics = evaluate(model, processor, ["mme", "pope"], data, tmp_path / "yes", progress=False)
-    # Every subtask: half the answers right, no image with both right -> 50 + 0.
+    # Every subtask: half the answers right, no image with both right -> 50 + 0; so in every resample too.
+    assert metrics["mme"].pop("ci95") == {"perception": [100.0, 100.0], "cognition": [50.0, 50.0],
+                                          "subtasks": {name: [50.0, 50.0] for name in metrics["mme"]["subtasks"]}}
     assert metrics["mme"] == {"perception": 100.0, "cognition": 50.0,
                               "subtasks": {"existence": 50.0, "posters": 50.0, "code_reasoning": 50.0}}
     for split in ("random", "popular", "adversarial"):
@@ -104,8 +112,11 @@ def test_known_answers_give_exact_scores(tiny, bench, tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "generate_batch", FakeGenerator("red"))
     vqa = evaluate(model, processor, ["vqav2"], data, tmp_path / "red", progress=False)["vqav2"]
     assert vqa["accuracy"] == 33.33  # the three ball questions (7 of 10 humans said red) are right
+    low, high = vqa["ci95"]["accuracy"]
+    assert 0 <= low < 33.33 < high <= 100
     assert (tmp_path / "yes" / "results.md").read_text().splitlines()[4] == (
-        "| model | 100.0/50.0 | - | - | - | 50.0/50.0/50.0 |")
+        "| model | 100.0 [100.0, 100.0]/50.0 [50.0, 50.0] | - | - | - | "
+        "50.0 [0.0, 100.0]/50.0 [0.0, 100.0]/50.0 [0.0, 100.0] |")
 
 
 def test_paper_protocol_samples_with_the_authors_settings(tiny, bench, tmp_path):
@@ -129,24 +140,70 @@ def test_resume_after_a_kill_generates_only_the_rest(tiny, bench, tmp_path, monk
     dying = FakeGenerator("No", die_on_call=2)
     monkeypatch.setattr(gen, "generate_batch", dying)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(model, processor, ["pope"], data, out, batch_size=5, progress=False)
+        evaluate(model, processor, ["pope"], data, out, batch_size=2, progress=False)
     done = _lines(out / "predictions" / "pope.jsonl")
-    assert len(done) == 5 and not (out / "pope" / "answers.jsonl").exists()
+    # The first batch asked two distinct prompts; every question asking one of them has its record.
+    assert {r["prompt"] for r in done} == set(dying.prompts) and len(dying.prompts) == 2
+    assert len(done) == sum(prompt in dying.prompts for prompt in _pope_prompts(data, processor))
+    assert not (out / "pope" / "answers.jsonl").exists()
 
     rest = FakeGenerator("No")
     monkeypatch.setattr(gen, "generate_batch", rest)
-    metrics = evaluate(model, processor, ["pope"], data, out, batch_size=5, progress=False)
-    assert len(rest.prompts) == 7
+    metrics = evaluate(model, processor, ["pope"], data, out, batch_size=2, progress=False)
     final = _lines(out / "predictions" / "pope.jsonl")
-    assert Counter(rest.prompts) == Counter(r["prompt"] for r in final) - Counter(r["prompt"] for r in done)
-    all_ids = {r["id"] for r in _lines(out / "predictions" / "pope.jsonl")}
-    assert len(all_ids) == 12 and {r["id"] for r in done} <= all_ids
+    assert Counter(rest.prompts) == Counter(set(r["prompt"] for r in final) - set(r["prompt"] for r in done))
+    assert final[:len(done)] == done and len({r["id"] for r in final}) == len(final) == 12
     assert metrics["pope"]["random"]["accuracy"] == 50.0 and metrics["pope"]["random"]["yes_ratio"] == 0.0
 
     again = FakeGenerator("No")
     monkeypatch.setattr(gen, "generate_batch", again)
     evaluate(model, processor, ["pope"], data, out, progress=False)
     assert again.calls == []
+
+
+def _pope_prompts(data, processor):
+    from lntune.eval.tasks.pope import Pope
+
+    return [gen.render_prompt(processor, s.messages) for s in Pope(data).samples()]
+
+
+def test_greedy_asks_each_image_and_prompt_once_and_sampling_asks_every_question(tiny, bench, tmp_path, monkeypatch):
+    model, processor = tiny
+    data, _ = bench
+    prompts = _pope_prompts(data, processor)
+    assert len(prompts) == 12 and len(set(prompts)) == 6  # POPE's splits repeat questions (one image here)
+    greedy = FakeGenerator("No")
+    monkeypatch.setattr(gen, "generate_batch", greedy)
+    evaluate(model, processor, ["pope"], data, tmp_path / "greedy", batch_size=4, progress=False)
+    assert sorted(greedy.prompts) == sorted(set(prompts))
+    records = _lines(tmp_path / "greedy" / "predictions" / "pope.jsonl")
+    assert Counter(r["prompt"] for r in records) == Counter(prompts)
+
+    sampling = FakeGenerator("No")
+    monkeypatch.setattr(gen, "generate_batch", sampling)
+    evaluate(model, processor, ["pope"], data, tmp_path / "sampled", batch_size=4, do_sample=True, progress=False)
+    assert Counter(sampling.prompts) == Counter(prompts)
+
+
+def test_a_resumed_greedy_run_reuses_answers_to_the_same_question(tiny, bench, tmp_path, monkeypatch):
+    model, processor = tiny
+    data, _ = bench
+    out = tmp_path / "out"
+    monkeypatch.setattr(gen, "generate_batch", FakeGenerator("No"))
+    evaluate(model, processor, ["pope"], data, out, progress=False)
+    path = out / "predictions" / "pope.jsonl"
+    records = _lines(path)
+    # Keep one record of the snowboard question (asked in all three splits) and drop the rest of it and the car.
+    kept = [r for r in records
+            if "car" not in r["prompt"] and not ("snowboard" in r["prompt"] and r["id"] != "random/1")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    again = FakeGenerator("Yes")
+    monkeypatch.setattr(gen, "generate_batch", again)
+    evaluate(model, processor, ["pope"], data, out, progress=False)
+    assert [p.split("\n")[2] for p in again.prompts] == ["Is there a car in the image?<|im_end|>"]
+    final = {r["id"]: r["text"] for r in _lines(path)}
+    assert {final[i] for i in ("popular/1", "adversarial/1")} == {"No"}  # the snowboard: reused, not asked
+    assert len(final) == 12 and sum(text == "Yes" for text in final.values()) == 3
 
 
 def test_partial_jsonl_with_a_torn_last_line(tiny, bench, tmp_path, monkeypatch):
@@ -240,3 +297,17 @@ def test_eval_command_end_to_end(tiny, bench, tmp_path, capsys):
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("lntune: error: --data-root") and "nope" in err
+
+
+def test_deduplicated_batches_answer_as_one_question_at_a_time(tiny, bench, tmp_path):
+    from lntune.eval.runner import open_image
+
+    model, processor = tiny
+    data, _ = bench
+    out = tmp_path / "out"
+    evaluate(model, processor, ["pope", "mme"], data, out, batch_size=3, max_new_tokens=4, progress=False)
+    for task in ("pope", "mme"):
+        for r in _lines(out / "predictions" / f"{task}.jsonl"):
+            alone = gen.generate_batch(model, processor, [r["prompt"]], [open_image(r["image"], r["id"], task)],
+                                       max_new_tokens=4)
+            assert alone == [r["text"]], r["id"]

@@ -19,7 +19,14 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     for metrics in results["models"].values():
         assert set(metrics) == set(EVAL_TASKS)
         assert 0 <= metrics["pope"]["mean_accuracy"] <= 100
-    assert (out / "report.md").read_text().startswith("# lntune quickstart (smoke)")
+    report = (out / "report.md").read_text()
+    assert report.startswith("# lntune quickstart (smoke)")
+    assert set(results["comparison"]) == set(EVAL_TASKS)  # the paired LayerNorm - stage-1 difference per task
+    assert "| LayerNorm − stage-1 |" in report
+    # the shuffled-image control of the LayerNorm model, on the same questions as its evaluation
+    control = results["grounding"]
+    assert control["model"] == "LayerNorm" and control["groups"]["pope/random"]["true"]["n"] == 4
+    assert "| LayerNorm, shuffled images |" in report and (out / "grounding" / "grounding.png").stat().st_size > 0
     assert (out / "results.png").stat().st_size > 0
     assert (out / "stage2-layernorm" / "lntune.json").exists()
     stage2 = json.loads((out / "stage2-layernorm" / "lntune.json").read_text())

@@ -26,7 +26,9 @@ def test_pope_table(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["POPE", "split", "accuracy", "precision", "recall", "f1", "yes_ratio"]
     assert lines[1].split() == ["random", "71.73", "65.89", "90.13", "76.13", "68.40"]
-    assert lines[-1] == "mean F1 72.38, mean accuracy 66.99"
+    assert lines[2].split()[:4] == ["95%", "CI", "[70.1,", "73.3]"]  # the interval of each value, below it
+    assert lines[-2] == "mean F1 72.38 [71.42, 73.34], mean accuracy 66.99 [66.04, 67.96]"
+    assert lines[-1] == "(95% bootstrap intervals in brackets)"
 
 
 def test_vqav2_json(capsys):

@@ -76,8 +76,10 @@ def test_contrastive_tower_saves_loads_with_plain_transformers_and_is_determinis
     metrics = record["metrics"]
     assert metrics["train_images"] == 40 and metrics["held_out_images"] == 36
     for key in ("held_out_retrieval_i2t@32", "held_out_caption_vs_wrong_category", "probe_cell_category_accuracy",
-                "probe_cell_color_accuracy"):
+                "probe_cell_color_accuracy", "word_probe_accuracy", "word_probe_accuracy_objects",
+                "patch_word_accuracy", "patch_color_accuracy"):
         assert 0 <= metrics[key] <= 1, key
+    assert record["word_space"].startswith("SmolLM2-135M-Instruct:") and record["tower"]["word_weight"] == 1.0
 
     model = CLIPVisionModel.from_pretrained(tmp_path / "a")
     processor = AutoImageProcessor.from_pretrained(tmp_path / "a")
@@ -92,6 +94,15 @@ def test_contrastive_tower_saves_loads_with_plain_transformers_and_is_determinis
         out = model(pixel_values=pixels, output_hidden_states=True)
     assert out.last_hidden_state.shape == (1, 17, 64)  # CLS + 4x4 patches
     assert len(out.hidden_states) == 3
+    # the patch tokens the projector reads come at the scale of SmolLM2's input embeddings
+    from lntune.world.word_space import embedded_word_space
+
+    target = embedded_word_space(["ball"], ["red"]).token_norm
+    images = [Image.open(p).convert("RGB") for p in sorted((world / "images").glob("train_*.png"))]
+    with torch.no_grad():
+        tokens = model(pixel_values=processor(images=images, return_tensors="pt")["pixel_values"],
+                       output_hidden_states=True).hidden_states[-1][:, 1:]
+    assert float(tokens.norm(dim=-1).mean()) == pytest.approx(target, rel=1e-3)
 
     train_tower(world, tmp_path / "b", "contrastive", seed=0, steps=3, progress=False, threads=1)
     again = CLIPVisionModel.from_pretrained(tmp_path / "b").state_dict()
@@ -120,6 +131,10 @@ def test_classification_tower_and_caching(world, tmp_path, monkeypatch, capsys):
 
     from lntune.world.cache import ensure_vision_tower, ensure_world
 
+    from lntune.paths import lntune_home
+
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "models").symlink_to(lntune_home() / "models")  # the converted embedded LLM
     monkeypatch.setenv("LNTUNE_HOME", str(tmp_path / "home"))
     cached = ensure_world("smoke", seed=0, progress=False)
     assert cached.parent == tmp_path / "home" / "worlds" and cached.name.startswith("smoke-s0-v")

@@ -1,5 +1,6 @@
 """Figures of the paper's Sec. 5: layer-similarity heatmaps (Fig. 3, A1, A2) and LayerNorm gradients over
-training (Fig. 4, A3, A4). Written with matplotlib's Agg backend (no display needed).
+training (Fig. 4, A3, A4), and the yes/no grounding control (ROC AUC with true vs shuffled images). Written
+with matplotlib's Agg backend (no display needed).
 
     from lntune.analysis import plot_similarity, plot_gradients
     plot_similarity({"finetune": ft_result, "layernorm": ln_result}, "similarity.png")
@@ -84,6 +85,24 @@ def plot_gradient_series(series: dict[str, dict], out_png) -> Path:
                 ax.legend(fontsize=8, loc="upper right", title="median, 25-75 %, 5-95 %", title_fontsize=7)
             else:
                 ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, plt, out_png)
+
+
+def plot_grounding(result: dict, out_png) -> Path:
+    """Bars of ROC AUC with true and shuffled images per split/subtask (0.5: no information)."""
+    import numpy as np
+
+    plt = _pyplot()
+    names = [n for n in result["groups"] if "/" in n] or list(result["groups"])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(names) + 1.5), 3.4))
+    for offset, key, label in ((-0.2, "true", "true images"), (0.2, "shuffled", "shuffled images")):
+        ax.bar(x + offset, [result["groups"][n][key]["auc"] or 0.0 for n in names], width=0.4, label=label)
+    ax.axhline(0.5, color="gray", ls="--", lw=1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("ROC AUC of log P(yes) - log P(no)")
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+    ax.legend(fontsize=7)
     return _save(fig, plt, out_png)
 
 

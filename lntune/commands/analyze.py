@@ -1,11 +1,13 @@
 """`lntune analyze`: the paper's Sec. 5 analyses, layer similarity (Table 6, Fig. 3) and LayerNorm gradients
-over training (Fig. 4, A3, A4).
+over training (Fig. 4, A3, A4), and the grounding control of yes/no answers (true vs shuffled images).
 
     lntune analyze similarity --model runs/ln --compare runs/ft --data llava.json --images IMAGES \
         [--samples 32] [--seed 0] [--batch-size 8] [--out analysis/] [--json]
     lntune analyze gradients runs/ln [--compare runs/ft] [--layers 11,21] [--out analysis/] [--json]
+    lntune analyze grounding --model runs/ln [--data-root WORLD/eval] [--image-root DIR] [--seed 0] \
+        [--batch-size 16] [--limit N] [--out analysis/] [--json]
 
-With --out, writes similarity.{json,png} or gradients.{json,png} there. Definitions: docs/analysis.md.
+With --out, writes similarity.{json,png}, gradients.{json,png} or grounding.{json,png} there. Definitions: docs/analysis.md.
 """
 
 import json
@@ -16,7 +18,8 @@ from lntune.errors import LntuneError
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "analyze", help="layer similarity (Table 6, Fig. 3) and LayerNorm gradients over training (Fig. 4)",
+        "analyze", help="layer similarity (Table 6, Fig. 3), LayerNorm gradients over training (Fig. 4), "
+                        "yes/no grounding (true vs shuffled images)",
         description="The paper's analyses of Sec. 5; see docs/analysis.md.",
     )
     kinds = parser.add_subparsers(dest="analysis", metavar="ANALYSIS")
@@ -31,9 +34,7 @@ def register(subparsers) -> None:
     sim.add_argument("--seed", type=int, default=0, help="seed of the subset (default: 0)")
     sim.add_argument("--batch-size", type=int, default=8, help="samples per forward pass (default: 8)")
     sim.add_argument("--max-length", type=int, default=2048, help="drop samples longer than this (default: 2048)")
-    sim.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                     help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
-    sim.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    _add_device_options(sim)
     sim.add_argument("--out", help="folder for similarity.json and similarity.png")
     sim.add_argument("--json", action="store_true", help="print the result as JSON")
     sim.set_defaults(func=run)
@@ -46,12 +47,43 @@ def register(subparsers) -> None:
     grads.add_argument("--json", action="store_true", help="print the result as JSON")
     grads.set_defaults(func=run)
 
+    ground = kinds.add_parser("grounding", help="yes-vs-no score of POPE/MME questions with true vs shuffled images")
+    ground.add_argument("--model", required=True, help="an HF LLaVA directory or an lntune run directory")
+    ground.add_argument("--data-root", help="benchmark files with pope/ and/or mme/ (default: the eval/ folder of "
+                                            "the world the run was trained on)")
+    ground.add_argument("--image-root", help="images of POPE (default: <data-root>/../images)")
+    ground.add_argument("--seed", type=int, default=0, help="seed of the image permutation (default: 0)")
+    ground.add_argument("--batch-size", type=int, default=16, help="questions per forward pass (default: 16)")
+    ground.add_argument("--limit", type=int, help="first N questions per POPE split / MME subtask")
+    _add_device_options(ground)
+    ground.add_argument("--out", help="folder for grounding.json (with every question's scores) and grounding.png")
+    ground.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ground.set_defaults(func=run)
+
+
+def _add_device_options(parser) -> None:
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                        help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
 
 def run(args) -> int:
-    result = _similarity(args) if args.analysis == "similarity" else _gradients(args)
+    result = {"similarity": _similarity, "gradients": _gradients, "grounding": _grounding}[args.analysis](args)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def _write_result(out, stem: str, result: dict, plot) -> None:
+    """out/<stem>.json from `result` and out/<stem>.png drawn by `plot(png_path)`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(out / f"{stem}.png")
+
+
+def _wrote(out, stem: str) -> str:
+    return f"wrote {Path(out) / (stem + '.json')} and {Path(out) / (stem + '.png')}"
 
 
 def _names(paths: list[str]) -> list[str]:
@@ -99,10 +131,7 @@ def _similarity(args) -> dict:
         first, second = (models[n]["mean_offdiag"] for n in models)
         result["change_vs_compare"] = (first - second) / second
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "similarity.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot_similarity(models, out / "similarity.png")
+        _write_result(args.out, "similarity", result, lambda png: plot_similarity(models, png))
     if not args.json:
         for name, r in models.items():
             print(f"{name}: mean layer similarity {r['mean_offdiag']:.4f} "
@@ -112,8 +141,41 @@ def _similarity(args) -> dict:
             change = result["change_vs_compare"]
             print(f"{names[0]} is {abs(change) * 100:.1f}% {'lower' if change < 0 else 'higher'} than {names[1]}")
         if args.out:
-            print(f"wrote {Path(args.out) / 'similarity.json'} and {Path(args.out) / 'similarity.png'}")
+            print(_wrote(args.out, "similarity"))
     return result
+
+
+def _grounding(args) -> dict:
+    from lntune.analysis.grounding import grounding_scores, grounding_table
+    from lntune.analysis.plots import plot_grounding
+
+    if args.limit is not None and args.limit < 1:
+        raise LntuneError(f"--limit must be at least 1, got {args.limit}")
+    data_root = Path(args.data_root) if args.data_root else _run_world_eval_root(args.model)
+    model, processor = _load(args.model, args.dtype, args.device)
+    result = grounding_scores(model, processor, data_root, image_root=args.image_root, seed=args.seed,
+                              batch_size=args.batch_size, limit=args.limit, progress=not args.json)
+    result["model"] = str(args.model)
+    if args.out:
+        _write_result(args.out, "grounding", result, lambda png: plot_grounding(result, png))
+    if not args.json:
+        print(grounding_table(result))
+        if args.out:
+            print(_wrote(args.out, "grounding"))
+    return {k: v for k, v in result.items() if k != "questions"}
+
+
+def _run_world_eval_root(model_path) -> Path:
+    """The eval/ folder of the world an lntune run was trained on (its config's data.image_folder's sibling)."""
+    from lntune.model.load import RUN_FILE
+
+    run_file = Path(model_path) / RUN_FILE
+    config = json.loads(run_file.read_text()).get("config", {}) if run_file.is_file() else {}
+    image_folder = (config.get("data") or {}).get("image_folder")
+    if not config.get("world") or not image_folder:
+        raise LntuneError(f"--data-root is needed: {model_path} is not a run trained on a world (no world section "
+                          f"in {run_file.name})")
+    return Path(image_folder).parent / "eval"
 
 
 def _parse_layers(text):
@@ -136,14 +198,12 @@ def _gradients(args) -> dict:
     if args.compare:
         result["ratios"] = compare_summaries(runs[names[0]], runs[names[1]])
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "gradients.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot_gradients(dict(zip(names, map(Path, paths))), out / "gradients.png", layers)
+        _write_result(args.out, "gradients", result,
+                      lambda png: plot_gradients(dict(zip(names, map(Path, paths))), png, layers))
     if not args.json:
         print(_gradient_table(result, names))
         if args.out:
-            print(f"wrote {Path(args.out) / 'gradients.json'} and {Path(args.out) / 'gradients.png'}")
+            print(_wrote(args.out, "gradients"))
     return result
 
 

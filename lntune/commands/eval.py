@@ -37,6 +37,8 @@ def register(subparsers):
     parser.add_argument("--temperature", type=float, help="sampling temperature (paper protocol: 0.2)")
     parser.add_argument("--top-k", type=int, help="sample from the k most likely tokens (paper protocol: 50)")
     parser.add_argument("--seed", type=int, default=42, help="seed of demonstrations, subsets and sampling (default: 42)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="resamples for each metric's 95%% interval (default: 1000; 0: no intervals)")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                         help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -72,6 +74,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.bench_batch:
         return _bench(args)
+    if args.bootstrap < 0:
+        raise LntuneError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {args.bootstrap}")
     if not args.data_root or not args.out:
         raise LntuneError("lntune eval needs --data-root and --out (or --bench-batch)")
     from lntune.eval.report import table1_markdown
@@ -92,6 +96,7 @@ def run(args) -> int:
             model, processor, tasks, args.data_root, args.out, protocol=args.protocol, batch_size=args.batch_size,
             limit=args.limit, image_root=args.image_root, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
             temperature=args.temperature, top_k=args.top_k, seed=args.seed, model_name=Path(args.model).name,
+            bootstrap=args.bootstrap,
         )
     print(table1_markdown([(Path(args.model).name, metrics)], protocol=args.protocol), end="")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'results.md'}")

@@ -5,13 +5,16 @@
     lntune score mme     --results-dir DIR [--exclude landmark,artwork] [--json]
     lntune score caption --references KARPATHY.json --predictions P.json [--split test] [--meteor] [--json]
 
-Prints a table, or the result dict as JSON with --json. The rules are in lntune/eval/metrics/ and
-docs/evaluation.md ("Scoring rules").
+Prints a table, or the result dict as JSON with --json. Each metric comes with a 95% bootstrap interval
+(JSON key "ci95"; `--bootstrap N` resamples, default 1000, 0 for none; `--seed`). The rules are in
+lntune/eval/metrics/ and docs/evaluation.md ("Scoring rules", "Confidence intervals").
 """
 
 import json
 import sys
 import warnings
+
+from lntune.eval.report import with_interval
 
 
 def register(subparsers) -> None:
@@ -48,24 +51,31 @@ def register(subparsers) -> None:
 
     for sub in (vqa, pope, mme, caption):
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
+        sub.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                         help="resamples for the 95%% intervals (default: 1000; 0: no intervals)")
+        sub.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
         sub.set_defaults(func=run)
 
 
 def run(args) -> int:
     from lntune.eval import metrics
+    from lntune.errors import LntuneError
 
+    if args.bootstrap < 0:
+        raise LntuneError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {args.bootstrap}")
+    resampling = {"bootstrap": args.bootstrap, "seed": args.seed}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.benchmark == "vqav2":
-            result = metrics.score_vqav2(args.questions, args.annotations, args.predictions)
+            result = metrics.score_vqav2(args.questions, args.annotations, args.predictions, **resampling)
         elif args.benchmark == "pope":
-            result = metrics.score_pope(args.annotations, args.predictions)
+            result = metrics.score_pope(args.annotations, args.predictions, **resampling)
         elif args.benchmark == "mme":
             exclude = [name.strip() for name in args.exclude.split(",") if name.strip()]
-            result = metrics.score_mme(args.results_dir, exclude=exclude)
+            result = metrics.score_mme(args.results_dir, exclude=exclude, **resampling)
         else:
             result = metrics.score_captions(args.references, args.predictions, split=args.split,
-                                            meteor=args.meteor)
+                                            meteor=args.meteor, **resampling)
     for warning in caught:
         print(f"lntune: warning: {warning.message}", file=sys.stderr)
     if args.json:
@@ -76,33 +86,48 @@ def run(args) -> int:
 
 
 def format_table(benchmark: str, result: dict) -> str:
-    """A plain-text table of one scorer's result dict."""
+    """A plain-text table of one scorer's result dict, with the 95% intervals when it has them."""
+    ci = result.get("ci95", {})
     lines = []
     if benchmark == "vqav2":
-        lines.append(f"VQAv2 accuracy: {result['accuracy']:.2f}  ({result['questions']} questions)")
+        lines.append(f"VQAv2 accuracy: {with_interval(result['accuracy'], ci.get('accuracy'), 2)}  "
+                     f"({result['questions']} questions)")
         lines.append("")
-        lines += _rows("answer type", result["per_answer_type"])
+        lines += _rows("answer type", result["per_answer_type"], ci.get("per_answer_type", {}))
         lines.append("")
-        lines += _rows("question type", result["per_question_type"])
+        lines += _rows("question type", result["per_question_type"], ci.get("per_question_type", {}))
     elif benchmark == "pope":
         columns = ("accuracy", "precision", "recall", "f1", "yes_ratio")
-        lines.append(f"{'POPE split':<12}" + "".join(f"{c:>11}" for c in columns))
+        width = 16 if ci else 11
+        lines.append(f"{'POPE split':<12}" + "".join(f"{c:>{width}}" for c in columns))
         for split, values in result.items():
-            if isinstance(values, dict):
-                lines.append(f"{split:<12}" + "".join(f"{values[c]:>11.2f}" for c in columns))
-        lines.append(f"mean F1 {result['mean_f1']:.2f}, mean accuracy {result['mean_accuracy']:.2f}")
+            if isinstance(values, dict) and split != "ci95":
+                lines.append(f"{split:<12}" + "".join(f"{values[c]:>{width}.2f}" for c in columns))
+                if split in ci:
+                    lines.append(f"{'  95% CI':<12}" + "".join(
+                        f"{with_interval(None, ci[split][c], 1):>{width}}" for c in columns))
+        lines.append(f"mean F1 {with_interval(result['mean_f1'], ci.get('mean_f1'), 2)}, "
+                     f"mean accuracy {with_interval(result['mean_accuracy'], ci.get('mean_accuracy'), 2)}")
     elif benchmark == "mme":
-        lines += _rows("MME subtask", result["subtasks"])
+        lines += _rows("MME subtask", result["subtasks"], ci.get("subtasks", {}))
         lines.append("")
-        lines.append(f"{'perception':<24}{result['perception']:>10.2f}")
-        lines.append(f"{'cognition':<24}{result['cognition']:>10.2f}")
+        lines += _rows(None, {name: result[name] for name in ("perception", "cognition")}, ci)
     else:
         for name in ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L"):
             if name in result:
-                lines.append(f"{name:<10}{result[name]:>8.2f}")
+                lines.append(f"{name:<10}{result[name]:>8.2f}" + _interval_cell(ci.get(name)))
+    if ci:
+        lines.append("(95% bootstrap intervals in brackets)")
+    if benchmark == "caption":
         lines.append(f"({result['images']} {result['split']} images, tokenizer: {result['tokenizer']})")
     return "\n".join(lines)
 
 
-def _rows(title: str, values: dict) -> list:
-    return [f"{title:<24}{'score':>10}"] + [f"{name:<24}{value:>10.2f}" for name, value in values.items()]
+def _rows(title, values: dict, intervals: dict) -> list:
+    header = [] if title is None else [f"{title:<24}{'score':>10}" + ("  95% CI" if intervals else "")]
+    return header + [f"{name:<24}{value:>10.2f}" + _interval_cell(intervals.get(name)) for name, value in values.items()]
+
+
+def _interval_cell(interval) -> str:
+    return f"  {with_interval(None, interval, 2)}" if interval else ""
+

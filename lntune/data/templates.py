@@ -12,6 +12,11 @@ LLaMA-2) get one of these, written from the documented formats:
 - "llama2_chat" (LLaMA-2-chat): `{bos}[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{q} [/INST] {a} {eos}` and
   `{bos}[INST] {q} [/INST]` for later turns; no default system message.
 
+Message content is a string, or Hugging Face's multimodal list of parts (what llava-hf model cards show):
+`[{"type": "image"}, {"type": "text", "text": "..."}]`, each image part rendered as the processor's image
+token and a newline ("<image>\\n"), text parts as their text, in order — so the list form of a question
+renders exactly like lntune's own "<image>\\n" + question.
+
 Each template renders a conversation so that the rendering of its first k messages (with the generation
 prompt when message k+1 is the assistant's) is a prefix of the full rendering: lntune's label masking
 (lntune/data/conversation.py) relies on that. Try one with:
@@ -32,10 +37,19 @@ VICUNA_SYSTEM = (
 _BOS = "{%- set bos = bos_token if bos_token is defined and bos_token else '' -%}"
 _EOS = "{%- set eos = eos_token if eos_token is defined and eos_token else '</s>' -%}"
 
+# A message's content as text: a string as is, a list of HF parts joined (image parts become the image token).
+_CONTENT = (
+    "{%- macro content(c) -%}{%- if c is string -%}{{- c -}}{%- else -%}{%- for part in c -%}"
+    "{%- if part['type'] == 'image' -%}{{- '<image>\\n' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- else -%}{{- raise_exception('unsupported content part type: ' ~ part['type']) -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}{%- endmacro -%}"
+)
+
 # The system message, when present, must come first; it is split off before the turn loop.
 _SPLIT_SYSTEM = (
     "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
+    "{%- set system = content(messages[0]['content']) -%}{%- set turns = messages[1:] -%}"
     "{%- else -%}{%- set system = DEFAULT -%}{%- set turns = messages -%}{%- endif -%}"
 )
 
@@ -46,30 +60,30 @@ _ALTERNATE = (
 )
 
 CHATML = (
-    "{%- for m in messages -%}"
-    "{{- '<|im_start|>' ~ m['role'] ~ '\\n' ~ m['content'] ~ '<|im_end|>\\n' -}}"
+    _CONTENT + "{%- for m in messages -%}"
+    "{{- '<|im_start|>' ~ m['role'] ~ '\\n' ~ content(m['content']) ~ '<|im_end|>\\n' -}}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
 VICUNA_V1 = (
-    _BOS + _EOS + _SPLIT_SYSTEM.replace("DEFAULT", repr(VICUNA_SYSTEM))
+    _CONTENT + _BOS + _EOS + _SPLIT_SYSTEM.replace("DEFAULT", repr(VICUNA_SYSTEM))
     + "{{- bos ~ system ~ ' ' -}}"
     "{%- for m in turns -%}" + _ALTERNATE
-    + "{%- if m['role'] == 'user' -%}{{- 'USER: ' ~ m['content'] ~ ' ' -}}"
-    "{%- else -%}{{- 'ASSISTANT: ' ~ m['content'] ~ eos -}}{%- endif -%}"
+    + "{%- if m['role'] == 'user' -%}{{- 'USER: ' ~ content(m['content']) ~ ' ' -}}"
+    "{%- else -%}{{- 'ASSISTANT: ' ~ content(m['content']) ~ eos -}}{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- 'ASSISTANT:' -}}{%- endif -%}"
 )
 
 LLAMA2_CHAT = (
-    _BOS + _EOS + _SPLIT_SYSTEM.replace("DEFAULT", "''")
+    _CONTENT + _BOS + _EOS + _SPLIT_SYSTEM.replace("DEFAULT", "''")
     + "{%- for m in turns -%}" + _ALTERNATE
     + "{%- if m['role'] == 'user' -%}"
     "{{- bos ~ '[INST] ' -}}"
     "{%- if loop.first and system -%}{{- '<<SYS>>\\n' ~ system ~ '\\n<</SYS>>\\n\\n' -}}{%- endif -%}"
-    "{{- m['content'] ~ ' [/INST]' -}}"
-    "{%- else -%}{{- ' ' ~ m['content'] ~ ' ' ~ eos -}}{%- endif -%}"
+    "{{- content(m['content']) ~ ' [/INST]' -}}"
+    "{%- else -%}{{- ' ' ~ content(m['content']) ~ ' ' ~ eos -}}{%- endif -%}"
     "{%- endfor -%}"
 )
 

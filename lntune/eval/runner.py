@@ -7,11 +7,13 @@ or `lntune eval --model DIR --tasks mme,vqav2,coco,flickr30k,pope --data-root DI
 
 Every generated answer is appended to <out>/predictions/<task>.jsonl (`id`, `image`, `prompt`, `text`),
 flushed after each batch; running the same command again skips the ids already answered, so a killed
-run continues where it stopped. When a task is complete its official-format files are written from that
-JSONL (<out>/<task>/...), scored, and <out>/metrics.json and <out>/results.md (the paper's Table 1
-layout) are updated. <out>/eval_config.json pins the protocol and decoding settings: resuming with
-different ones is refused, as mixing them would make the numbers meaningless; lntune/eval/pinning.py pins the
-model and data the same way. One process at a time writes <out> (lntune/locks.py).
+run continues where it stopped. With greedy decoding, questions with the same image and rendered prompt
+are generated once and every one of them gets a record with that answer. When a task is complete its
+official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
+<out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol and
+decoding settings: resuming with different ones is refused, as mixing them would make the numbers
+meaningless; lntune/eval/pinning.py pins the model and data the same way. One process at a time writes
+<out> (lntune/locks.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from lntune.errors import LntuneError
 from lntune.locks import locked
 from lntune.eval import generate as gen
+from lntune.eval.bootstrap import DEFAULT_RESAMPLES
 from lntune.eval.tasks.base import Decoding, Sample, Task, write_json
 from lntune.eval.tasks.registry import get_task, parse_task_list
 
@@ -38,14 +41,16 @@ TIMING_FILE = "timing.json"
 def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, protocol: str = "official",
              batch_size: int = 8, limit: int | None = None, image_root=None, max_new_tokens: int | None = None,
              do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,
-             seed: int = 42, model_name: str = "model", progress: bool = True) -> dict:
+             seed: int = 42, model_name: str = "model", progress: bool = True,
+             bootstrap: int = DEFAULT_RESAMPLES) -> dict:
     """Evaluate `model` on `tasks`; returns {task: metrics} and writes everything under `out_dir`.
 
     `data_root` holds the benchmark files (see docs/evaluation.md); `image_root` defaults to
     `<data_root>/../images`. `max_new_tokens`, `do_sample`, `temperature` and `top_k` override the
     protocol's decoding (official: greedy; paper: the authors' sampling). `limit` keeps the first N
     questions of each task (of each MME subtask / POPE split). `seed` seeds the demonstrations, the
-    paper's VQAv2 subset and sampling.
+    paper's VQAv2 subset and sampling. `bootstrap` resamples give each metric its 95% interval ("ci95";
+    0: none).
     """
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
@@ -69,6 +74,7 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
     metrics = _read_json_or_empty(out_dir / METRICS_FILE)
     timing = _read_json_or_empty(out_dir / TIMING_FILE)
     for task, samples in loaded:
+        task.bootstrap = bootstrap
         started = time.perf_counter()
         answers, generated = run_task(model, processor, task, samples, decodings[task.name], out_dir,
                                       batch_size=batch_size, seed=seed, progress=progress)
@@ -127,36 +133,65 @@ def run_task(model, processor, task: Task, samples: list[Sample], decoding: Deco
     pending = [s for s in samples if s.id not in answers]
     if not pending:
         return answers, 0
+    requests = group_requests(pending, prompts, greedy=not decoding.do_sample)
+    # Greedy decoding is deterministic: an (image, prompt) answered before a kill is not asked again.
+    known = {} if decoding.do_sample else {(r["image"], r["prompt"]): r["text"] for r in answers.values()}
+    answered = [r for r in requests if _request_key(r[0], prompts) in known]
+    requests = [r for r in requests if _request_key(r[0], prompts) not in known]
     # Longest first: similar lengths share a batch (less padding), and an out-of-memory shows up at once.
-    lengths = processor.tokenizer([prompts[s.id] for s in pending], add_special_tokens=False)["input_ids"]
-    order = sorted(range(len(pending)), key=lambda i: -len(lengths[i]))
-    pending = [pending[i] for i in order]
+    lengths = processor.tokenizer([prompts[r[0].id] for r in requests], add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(requests)), key=lambda i: -len(lengths[i]))
+    requests = [requests[i] for i in order]
     torch.manual_seed(seed)
     was_training = model.training
     model.eval()
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(samples), initial=len(samples) - len(pending), desc=task.name, unit="q",
                disable=not progress, dynamic_ncols=True)
+
+    def write(f, batch, texts):
+        for request, text in zip(batch, texts):
+            for sample in request:
+                record = {"id": sample.id, "image": str(sample.image), "prompt": prompts[sample.id], "text": text}
+                answers[sample.id] = record
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+        bar.update(sum(len(request) for request in batch))
+
     try:
         with open(jsonl, "a", encoding="utf-8") as f:
-            for start in range(0, len(pending), batch_size):
-                batch = pending[start:start + batch_size]
-                images = [_open_image(s.image, s.id, task.name) for s in batch]
+            if answered:
+                write(f, answered, [known[_request_key(r[0], prompts)] for r in answered])
+            for start in range(0, len(requests), batch_size):
+                batch = requests[start:start + batch_size]
+                images = [open_image(r[0].image, r[0].id, task.name) for r in batch]
                 texts = gen.generate_batch(
-                    model, processor, [prompts[s.id] for s in batch], images, max_new_tokens=decoding.max_new_tokens,
-                    do_sample=decoding.do_sample, temperature=decoding.temperature, top_k=decoding.top_k,
+                    model, processor, [prompts[r[0].id] for r in batch], images,
+                    max_new_tokens=decoding.max_new_tokens, do_sample=decoding.do_sample,
+                    temperature=decoding.temperature, top_k=decoding.top_k,
                 )
-                for sample, text in zip(batch, texts):
-                    record = {"id": sample.id, "image": str(sample.image), "prompt": prompts[sample.id], "text": text}
-                    answers[sample.id] = record
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-                bar.update(len(batch))
+                write(f, batch, texts)
     finally:
         bar.close()
         model.train(was_training)
     return answers, len(pending)
+
+
+def group_requests(samples: list[Sample], prompts: dict[str, str], greedy: bool) -> list[list[Sample]]:
+    """The generation requests for `samples`, in first-asked order: with greedy decoding the questions with the
+    same image and prompt share one request (POPE's splits repeat their positive questions); when sampling,
+    every question is its own draw."""
+    if not greedy:
+        return [[s] for s in samples]
+    groups: dict[tuple[str, str], list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(_request_key(sample, prompts), []).append(sample)
+    return list(groups.values())
+
+
+def _request_key(sample: Sample, prompts: dict[str, str]) -> tuple[str, str]:
+    return str(sample.image), prompts[sample.id]
 
 
 def load_predictions(path: Path, prompts: dict[str, str]) -> dict[str, dict]:
@@ -198,7 +233,8 @@ def load_predictions(path: Path, prompts: dict[str, str]) -> dict[str, dict]:
     return records
 
 
-def _open_image(path: Path, sample_id: str, task: str):
+def open_image(path: Path, sample_id: str, task: str):
+    """The image at `path` in RGB, or a LntuneError naming the task and the sample that asks about it."""
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -9,7 +9,8 @@
 `lntune.json` holds `{"format": 1, "base": BASE, "strategy": {...}, "config": {...}}` where BASE is
 `{"kind": "build", "llm", "vision", "projector", "vision_feature_layer", "seed"}`, `{"kind": "hf", "path"}`
 or `{"kind": "run", "path"}` (stage 2 points at its stage-1 run). The string "embedded" as `llm` means
-the embedded SmolLM2, resolved on the machine that loads it.
+the embedded SmolLM2, resolved on the machine that loads it. Paths are references that survive moving the
+run (a cache key under $LNTUNE_HOME, or relative to the run + absolute; lntune/run_refs.py).
 """
 
 import json
@@ -34,24 +35,24 @@ def load_mllm(path, dtype=None):
 
 def load_base(base: dict, dtype=None, relative_to: Path | None = None):
     """(model, processor) for a BASE entry of lntune.json."""
+    from lntune.run_refs import resolve_ref
+
     kind = base.get("kind")
+    source = relative_to / RUN_FILE if relative_to is not None else "base"
     if kind == "build":
         from lntune.model.build import build_mllm
         from lntune.model.embedded import embedded_llm_dir
 
-        llm = embedded_llm_dir() if base["llm"] == "embedded" else base["llm"]
-        return build_mllm(llm, _resolve(base["vision"], relative_to), projector=base.get("projector", "linear"),
+        llm = embedded_llm_dir() if base["llm"] == "embedded" else resolve_ref(base["llm"], relative_to, "LLM", source)
+        vision = resolve_ref(base["vision"], relative_to, "vision tower", source)
+        return build_mllm(llm, vision, projector=base.get("projector", "linear"),
                           vision_feature_layer=base.get("vision_feature_layer", -2), dtype=dtype,
                           seed=base.get("seed", 0), chat_template=base.get("chat_template"),
                           projector_init_scale=base.get("projector_init_scale", 1.0))
     if kind in ("hf", "run"):
-        return load_mllm(_resolve(base["path"], relative_to), dtype=dtype)
+        what = "base run" if kind == "run" else "base model"
+        return load_mllm(resolve_ref(base["path"], relative_to, what, source), dtype=dtype)
     raise LntuneError(f"unknown base kind {kind!r} in {RUN_FILE} (expected build, hf or run)")
-
-
-def _resolve(path, relative_to):
-    path = Path(path)
-    return path if path.is_absolute() or relative_to is None else (relative_to / path)
 
 
 def _load_hf(path: Path, dtype):
@@ -97,7 +98,7 @@ def read_run_file(path: Path) -> dict:
 
 
 def load_trainable(model, tensors: dict, source) -> None:
-    """Copy saved trainable tensors into the model; every saved name must exist with the same shape."""
+    """Copy saved trainable tensors into the model (sharded or not); every saved name must exist with the same shape."""
     import torch
 
     params = dict(model.named_parameters())
@@ -108,7 +109,17 @@ def load_trainable(model, tensors: dict, source) -> None:
         for name, value in tensors.items():
             if params[name].shape != value.shape:
                 raise LntuneError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(params[name].shape)}")
-            params[name].copy_(value.to(params[name].dtype))
+            _copy_into(params[name], value.to(params[name].dtype))
+
+
+def _copy_into(param, value) -> None:
+    """param.copy_(value); into an FSDP2-sharded parameter (a DTensor) only this process's shard of it."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(param, DTensor):  # every process has the whole value: cut its own shard, no communication
+        param.to_local().copy_(distribute_tensor(value, param.device_mesh, param.placements, src_data_rank=None).to_local())
+    else:
+        param.copy_(value)
 
 
 def save_mllm(model, processor, out) -> Path:

@@ -44,17 +44,20 @@ def _atomic_dir(target: Path, write) -> Path:
     return target
 
 
-def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, state: dict, keep: int) -> Path:
-    """Write checkpoint-<step> atomically and prune all but the newest `keep`."""
+def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, state: dict, keep: int,
+                    tensors: dict | None = None, optimizer_state: dict | None = None) -> Path:
+    """Write checkpoint-<step> atomically and prune all but the newest `keep`.
 
+    `tensors` / `optimizer_state`: already gathered from sharded processes (lntune/train/distributed_state.py);
+    by default they are read from `model` and `optimizer`."""
     from lntune.train.finite import require_finite
 
-    tensors = trainable_state(model)
+    tensors = trainable_state(model) if tensors is None else tensors
     require_finite(tensors, output_dir / f"checkpoint-{step}")  # before anything is written or rotated away
 
     def write(folder: Path):
         save_file(tensors, str(folder / TRAINABLE_FILE))
-        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+        torch.save(optimizer.state_dict() if optimizer_state is None else optimizer_state, folder / "optimizer.pt")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
         torch.save({"torch": torch.get_rng_state()}, folder / "rng.pt")
         rng = {"python": _jsonable(random.getstate()), "numpy": _jsonable(np.random.get_state())}
@@ -74,8 +77,11 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
-    """Restore weights, optimizer, scheduler and RNG states; returns the saved loop state."""
+def load_checkpoint(folder: Path, model, optimizer, scheduler, load_optimizer=None) -> dict:
+    """Restore weights, optimizer, scheduler and RNG states; returns the saved loop state.
+
+    load_optimizer(optimizer, state, source) replaces the plain load_state_dict (a sharded optimizer
+    puts each process's share in place)."""
     from lntune.train.finite import nonfinite_names
 
     tensors = load_file(str(folder / TRAINABLE_FILE))
@@ -83,7 +89,11 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
         raise LntuneError(f"{folder / TRAINABLE_FILE}: holds NaN or infinite values (e.g. {bad[0]}); "
                           "delete this checkpoint to resume from an earlier one")
     load_trainable(model, tensors, source=folder / TRAINABLE_FILE)
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    optimizer_state = torch.load(folder / "optimizer.pt", weights_only=True)
+    if load_optimizer is None:
+        optimizer.load_state_dict(optimizer_state)
+    else:
+        load_optimizer(optimizer, optimizer_state, folder / "optimizer.pt")
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
     torch.set_rng_state(torch.load(folder / "rng.pt", weights_only=True)["torch"])
     state = json.loads((folder / "state.json").read_text())
@@ -93,11 +103,12 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
     return state
 
 
-def save_result(output_dir: Path, model, run_meta: dict) -> None:
-    """The final result: only the trained tensors, plus what lntune needs to rebuild base + strategy."""
+def save_result(output_dir: Path, model, run_meta: dict, tensors: dict | None = None) -> None:
+    """The final result: only the trained tensors (`tensors` when already gathered), plus what lntune needs
+    to rebuild base + strategy."""
     from lntune.train.finite import require_finite
 
-    tensors = trainable_state(model)
+    tensors = trainable_state(model) if tensors is None else tensors
     require_finite(tensors, output_dir / TRAINABLE_FILE)
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(output_dir / TRAINABLE_FILE)

@@ -73,7 +73,8 @@ class FiniteGuard:
         """NonFiniteError when the update of `step` left a trainable weight NaN or infinite."""
         self.updated += 1
         with torch.no_grad():
-            bad = torch.stack([torch.isfinite(p).all().logical_not() for p in params]).sum().float()
+            local = [p.to_local() if hasattr(p, "to_local") else p for p in params]  # FSDP2 shards (DTensor)
+            bad = torch.stack([torch.isfinite(p).all().logical_not() for p in local]).sum().float()
             if accelerator is not None and accelerator.num_processes > 1:  # sharded weights: agree on all ranks
                 bad = accelerator.reduce(bad, reduction="sum")
         if bad.item():

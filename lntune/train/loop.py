@@ -3,6 +3,7 @@
     lntune train --config configs/world/stage2_layernorm.yaml [key=value ...] [--resume]
     accelerate launch -m lntune.cli train --config ...          # several processes / GPUs (DDP, FSDP, ZeRO)
     torchrun --nproc_per_node 2 -m lntune.cli train --config ... # the same on CPU with gloo
+    accelerate launch --config_file configs/accelerate/fsdp_cpu.yaml -m lntune.cli train --config ...  # FSDP2 on CPU
 
 Reads top to bottom: build the model, apply the strategy, build data and optimizer, resume if asked, then
 for each optimizer step run `grad_accum` micro-batches, clip, step, log, checkpoint. The loss of a step is
@@ -21,6 +22,7 @@ from lntune.config import RunConfig
 from lntune.errors import LntuneError
 from lntune.jsonio import dumps_strict
 from lntune.strategies import StrategySpec, apply_strategy
+from lntune.train import distributed_state as shards
 from lntune.train import batches as plan
 from lntune.train.checkpoint import list_checkpoints, load_checkpoint, require_complete, save_checkpoint, save_result
 from lntune.train.finite import FiniteGuard
@@ -40,13 +42,16 @@ def strategy_spec(config: RunConfig) -> StrategySpec:
 
 
 def base_entry(config: RunConfig) -> dict:
-    """The `base` of lntune.json: what this run starts from (paths made absolute)."""
-    m = config.model
+    """The `base` of lntune.json: what this run starts from, referenced so that runs can move
+    (lntune/run_refs.py: cache entries by key, other paths relative to output_dir and absolute)."""
+    from lntune.run_refs import path_ref
+
+    m, out = config.model, config.output_dir
     if m.base:
         base = Path(m.base).resolve()
-        return {"kind": "run" if (base / "lntune.json").is_file() else "hf", "path": str(base)}
-    llm = m.llm if m.llm == "embedded" else str(Path(m.llm).resolve())
-    return {"kind": "build", "llm": llm, "vision": str(Path(m.vision).resolve()), "projector": m.projector,
+        return {"kind": "run" if (base / "lntune.json").is_file() else "hf", "path": path_ref(base, out)}
+    llm = m.llm if m.llm == "embedded" else path_ref(m.llm, out)
+    return {"kind": "build", "llm": llm, "vision": path_ref(m.vision, out), "projector": m.projector,
             "vision_feature_layer": m.vision_feature_layer, "seed": m.seed, "chat_template": m.chat_template,
             "projector_init_scale": m.projector_init_scale}
 
@@ -54,7 +59,7 @@ def base_entry(config: RunConfig) -> dict:
 def build_model(config: RunConfig):
     from lntune.model.load import load_base
 
-    return load_base(base_entry(config), dtype=_DTYPES[config.model.dtype])
+    return load_base(base_entry(config), dtype=_DTYPES[config.model.dtype], relative_to=Path(config.output_dir))
 
 
 def train(config: RunConfig, resume: bool = False) -> Path:
@@ -78,6 +83,8 @@ def _train(config: RunConfig, resume: bool) -> Path:
     accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
+    layout = shards.sharding_layout(accelerator)
+    shards.refuse_broken_combinations(accelerator, config)
     set_seed(t.seed)
     main = accelerator.is_main_process
     if main:
@@ -96,6 +103,11 @@ def _train(config: RunConfig, resume: bool) -> Path:
                            on_bad_sample=d.on_bad_sample)
     if len(dataset) == 0:
         raise LntuneError(f"{d.path}: no usable training samples")
+    if config.model.projector_init == "caption_alignment" and not config.model.base and not (resume and list_checkpoints(out)):
+        _warm_start_projector(config, model, processor, dataset, main)  # on whole tensors, before any sharding
+    wrapper = SupervisedLoss(model, compile_layers=t.compile)
+    if layout == "fsdp2":
+        shards.shard_for_fsdp2(wrapper, model)  # before the optimizer: sharding replaces the parameters
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = t.batch_size * world
     lengths = dataset.lengths
@@ -120,12 +132,16 @@ def _train(config: RunConfig, resume: bool) -> Path:
     checkpoints = list_checkpoints(out) if resume else []
     if checkpoints:
         require_complete(checkpoints[-1])
-        state = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
+        state = load_checkpoint(checkpoints[-1], model, optimizer, scheduler,
+                                load_optimizer=lambda o, s, source: shards.load_optimizer_state(layout, wrapper, o, s, source))
         step, epoch, done_in_epoch = state["step"], state["epoch"], state["steps_in_epoch"]
         if main:
             print(f"lntune: resumed from {checkpoints[-1]} (step {step})")
 
-    wrapper, optimizer = accelerator.prepare(SupervisedLoss(model, compile_layers=t.compile), optimizer)
+    if layout == "fsdp2":
+        optimizer = accelerator.prepare(optimizer)  # the model is already sharded: no DDP wrapper around it
+    else:
+        wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     collate = LlavaCollator(processor.tokenizer.pad_token_id)
     logger = TrainLogger(out, total_steps, step, enabled=main)
     grads = GradRecorder(model, t.track_grads or [], out / "grads.jsonl", enabled=main and bool(t.track_grads))
@@ -144,7 +160,8 @@ def _train(config: RunConfig, resume: bool) -> Path:
         batches = iter(loader)
         while done_in_epoch < steps_this_epoch and step < total_steps:
             group = [next(batches) for _ in range(t.grad_accum)]
-            loss_value, grad_norm, tokens = _optimizer_step(accelerator, wrapper, optimizer, group, params, t.max_grad_norm)
+            loss_value, grad_norm, tokens = _optimizer_step(accelerator, wrapper, optimizer, group, params, t.max_grad_norm,
+                                                            layout)
             if not guard.before_update(step + 1, loss_value, grad_norm):
                 grads.record(step + 1)
                 optimizer.step()
@@ -157,39 +174,53 @@ def _train(config: RunConfig, resume: bool) -> Path:
                 logger.log(step, epoch, loss_value, scheduler.get_last_lr()[0], grad_norm, tokens)
             if t.save_steps and step % t.save_steps == 0 and step < total_steps:
                 accelerator.wait_for_everyone()
+                tensors = shards.full_trainable_state(accelerator, layout, model, wrapper)  # every process gathers
+                optimizer_state = shards.optimizer_state(layout, wrapper, optimizer.optimizer)
                 if main:
                     save_checkpoint(out, step, model, optimizer.optimizer, scheduler,
-                                    {"step": step, "epoch": epoch, "steps_in_epoch": done_in_epoch}, t.save_total_limit)
+                                    {"step": step, "epoch": epoch, "steps_in_epoch": done_in_epoch}, t.save_total_limit,
+                                    tensors=tensors, optimizer_state=optimizer_state)
         if done_in_epoch >= steps_this_epoch:
             epoch, done_in_epoch = epoch + 1, 0
     logger.close()
     guard.finish()
     accelerator.wait_for_everyone()
+    tensors = shards.full_trainable_state(accelerator, layout, model, wrapper)
     if main:
-        _finish(out, config, model, spec, accelerator, time.perf_counter() - started, step, loss_value, len(dataset))
+        _finish(out, config, tensors, spec, accelerator, time.perf_counter() - started, step, loss_value, len(dataset))
     accelerator.end_training()
     return out
 
 
-def _optimizer_step(accelerator, wrapper, optimizer, group, params, max_grad_norm):
+def _warm_start_projector(config, model, processor, dataset, main) -> None:
+    from lntune.model.projector_warmstart import align_projector
+
+    stats = align_projector(model, processor, [s.record for s in dataset.samples], config.data.image_folder,
+                            steps=config.model.projector_init_steps, seed=config.model.seed, progress=main)
+    if main:
+        print(f"lntune: projector warm start from {stats['pairs']} caption pairs, {stats['steps']} steps, "
+              f"alignment loss {stats['final_loss']}")
+
+
+def _optimizer_step(accelerator, wrapper, optimizer, group, params, max_grad_norm, layout="replicated"):
     """Forward/backward every micro-batch of one optimizer step; returns (mean token loss, grad norm, tokens)."""
     device = accelerator.device
     local = sum(supervised_tokens(b["labels"]) for b in group)
     total = accelerator.reduce(torch.tensor(float(local), device=device), reduction="sum").item()
-    divisor = max(total, 1.0) / accelerator.num_processes  # DDP averages gradients over processes
+    divisor = max(total, 1.0) / accelerator.num_processes  # DDP and FSDP average gradients over processes
     loss_sum, tokens = torch.zeros((), device=device), 0
     for i, batch in enumerate(group):
         batch = {k: v.to(device) for k, v in batch.items()}
         tokens += int(batch["attention_mask"].sum())
         last = i == len(group) - 1
-        with accelerator.no_sync(wrapper) if not last else contextlib.nullcontext():
+        with shards.no_sync(accelerator, layout, wrapper) if not last else contextlib.nullcontext():
             with accelerator.autocast():
                 loss = wrapper(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["pixel_values"], divisor)
             accelerator.backward(loss)
         loss_sum += loss.detach()
     loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
     # With clipping off, an infinite bound still yields the norm (the finite check needs it) and scales by exactly 1.
-    grad_norm = accelerator.clip_grad_norm_(params, max_grad_norm or float("inf"))
+    grad_norm = shards.whole(accelerator.clip_grad_norm_(params, max_grad_norm or float("inf")))
     tokens = int(accelerator.reduce(torch.tensor(tokens, device=device), reduction="sum").item())
     return loss_value, grad_norm, tokens
 
@@ -204,10 +235,10 @@ def _scheduler(optimizer, name, warmup, total):
     return get_constant_schedule_with_warmup(optimizer, warmup)
 
 
-def _finish(out, config, model, spec, accelerator, seconds, steps, last_loss, samples):
+def _finish(out, config, tensors, spec, accelerator, seconds, steps, last_loss, samples):
     from lntune import __version__
 
-    save_result(out, model, {"format": 1, "lntune_version": __version__, "base": base_entry(config),
+    save_result(out, None, tensors=tensors, run_meta={"format": 1, "lntune_version": __version__, "base": base_entry(config),
                              "strategy": spec.to_dict(), "config": config.to_dict()})
     summary = {"steps": steps, "final_loss": last_loss, "train_seconds": seconds, "samples": samples,
                "peak_memory_mb": peak_memory_mb(accelerator.device), "device": str(accelerator.device)}

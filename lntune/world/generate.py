@@ -37,7 +37,7 @@ from lntune.world.render import render_scene
 from lntune.world.scenes import (BACKGROUNDS, CATEGORIES, COLORS, SIZES, THEMES, Scene, by_frequency,
                                  category_statistics, position_names, sample_scene)
 
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 """Bump whenever the generated files change for the same preset and seed (cache keys include it)."""
 
 INSTRUCT_TYPES = ("conversation", "detail", "complex_reasoning")

@@ -215,8 +215,8 @@ def q_background(scene, rng):
 
 
 QUESTIONS = {
-    "exists": (q_exists, 3.0), "count": (q_count, 2.0), "count_yes_no": (q_count_yes_no, 1.0),
-    "color": (q_color, 2.0), "color_yes_no": (q_color_yes_no, 1.0), "where": (q_where, 1.5),
+    "exists": (q_exists, 4.0), "count": (q_count, 2.0), "count_yes_no": (q_count_yes_no, 1.0),
+    "color": (q_color, 2.0), "color_yes_no": (q_color_yes_no, 1.5), "where": (q_where, 1.5),
     "what_at": (q_what_at, 1.5), "relation": (q_relation, 1.0), "size": (q_size, 0.7),
     "background": (q_background, 0.5),
 }

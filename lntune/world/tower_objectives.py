@@ -5,6 +5,9 @@
   world's caption vocabulary. CLIP's symmetric loss, with two additions for a tiny model: captions that
   are word-for-word identical count as positives of each other, and every image also gets a hard-negative
   caption, describing the same scene with one object's category or colour changed (as in NegCLIP). Without them, a tower trained for a minute matches images to captions by colour alone.
+  With `patch_words` (patch_words.py) it also trains every patch token to name what the patch shows in the
+  LLM's word space, weighted by the preset's `word_weight`: CLIP's loss alone leaves a small tower's patch
+  tokens nearly silent about their content, and those tokens are what a LLaVA projector reads.
 - `Classification` (Table 5's ablation, an encoder *not* aligned with language, like an ImageNet ViT):
   object labels from the pooled output: which categories and colours are present (multi-label), and what
   category, colour and size each grid cell holds.
@@ -21,6 +24,8 @@ from lntune.world import language as L
 from lntune.world.scenes import CATEGORIES, COLORS, Scene, WorldObject
 
 CAPTIONS_PER_IMAGE = 8
+PATCH_LAYER = -1
+"""The tower layer whose patch tokens the world configs' projector reads (model.vision_feature_layer)."""
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]  # eos id 3: CLIP pools at the first eos (id 2 means legacy argmax)
 
 
@@ -83,7 +88,8 @@ def _multi_positive_ce(logits, positive):
 
 
 class Contrastive:
-    def __init__(self, train: list[Scene], held: list[Scene], pixels, vision_config, tower, rng: random.Random):
+    def __init__(self, train: list[Scene], held: list[Scene], pixels, vision_config, tower, rng: random.Random,
+                 patch_words=None):
         import torch
         from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
 
@@ -105,6 +111,11 @@ class Contrastive:
         self.model = CLIPModel(CLIPConfig(text_config=text_config.to_dict(), vision_config=vision_config.to_dict(),
                                           projection_dim=tower.projection_dim))
         self.vision = self.model.vision_model
+        self.patch_words, self.word_weight = patch_words, tower.word_weight
+
+    def parameters(self):
+        extra = list(self.patch_words.module.parameters()) if self.patch_words is not None else []
+        return list(self.model.parameters()) + extra
 
     def loss(self, idx, gen):
         import torch
@@ -113,12 +124,18 @@ class Contrastive:
         pick = idx * CAPTIONS_PER_IMAGE + torch.randint(0, CAPTIONS_PER_IMAGE, (n,), generator=gen)
         rows = torch.cat([pick, pick + self.n_captions])  # the captions, then their hard negatives
         width = int(self.mask[rows].sum(1).max())
-        logits = self.model(input_ids=self.ids[rows, :width], attention_mask=self.mask[rows, :width],
-                            pixel_values=self.pixels[idx]).logits_per_image  # (n images, 2n texts)
+        dense = self.patch_words is not None and self.word_weight > 0
+        out = self.model(input_ids=self.ids[rows, :width], attention_mask=self.mask[rows, :width],
+                         pixel_values=self.pixels[idx], output_hidden_states=dense)
+        logits = out.logits_per_image  # (n images, 2n texts)
         same = self.text_id[pick][:, None] == self.text_id[pick][None, :]
         image_to_text = _multi_positive_ce(logits, torch.cat([same, torch.zeros_like(same)], dim=1))
         text_to_image = _multi_positive_ce(logits[:, :n].t(), same)
-        return (image_to_text + text_to_image) / 2
+        loss = (image_to_text + text_to_image) / 2
+        if dense:
+            patches = out.vision_model_output.hidden_states[PATCH_LAYER][:, 1:]  # CLS dropped
+            loss = loss + self.word_weight * self.patch_words.loss(idx, patches)
+        return loss
 
     def metrics(self, held_pixels, chunk: int = 32) -> dict:
         """Top-1 retrieval among `chunk` held-out images (a hit when the retrieved caption is the right
@@ -185,6 +202,9 @@ class Classification:
         per_cell = len(self.cats) + 1 + len(self.colors) + len(self.sizes)
         self.head = torch.nn.Linear(vision_config.hidden_size, len(self.names) + self.n_cells * per_cell)
         self.model = torch.nn.ModuleDict({"vision": self.vision, "head": self.head})
+
+    def parameters(self):
+        return list(self.model.parameters())
 
     def _logits(self, pixel_values):
         out = self.head(self.vision(pixel_values=pixel_values).pooler_output)

@@ -26,9 +26,12 @@ from lntune.locks import hold_lock
 from lntune.world.generate import load_world
 from lntune.world.presets import PRESETS, TowerPreset
 from lntune.world.scenes import Scene
-from lntune.world.tower_objectives import Classification, Contrastive
+from lntune.world.patch_words import PatchWords, patch_targets
+from lntune.world.tower_objectives import PATCH_LAYER, Classification, Contrastive
+from lntune.world.tower_scale import match_token_norm
+from lntune.world.word_space import embedded_word_space, world_words
 
-TOWER_VERSION = 2
+TOWER_VERSION = 3
 """Bump whenever training changes for the same world, objective and seed (cache keys include it)."""
 
 OBJECTIVES = ("contrastive", "classification")
@@ -48,8 +51,11 @@ def tower_settings(world: dict, objective: str, seed: int, steps: int | None = N
     tower = PRESETS[name].tower if name in PRESETS else TowerPreset(**world["preset"].get("tower", {}))
     if steps is not None:
         tower = replace(tower, steps=steps)
-    return {"version": TOWER_VERSION, "objective": objective, "seed": seed, "tower": asdict(tower),
-            "image_size": world["preset"]["image_size"], "patch_size": world["preset"]["patch_size"]}
+    settings = {"version": TOWER_VERSION, "objective": objective, "seed": seed, "tower": asdict(tower),
+                "image_size": world["preset"]["image_size"], "patch_size": world["preset"]["patch_size"]}
+    # The word targets and the output scale come from the embedded LLM: record which one (name + hash).
+    settings["word_space"] = embedded_word_space(*world_words(world)).llm
+    return settings
 
 
 def image_processor(image_size: int):
@@ -119,13 +125,21 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
         raise LntuneError(f"{world_dir / 'world.json'}: no training images")
     processor = image_processor(settings["image_size"])
     pixels, held_pixels = _pixels(world_dir, train, processor), _pixels(world_dir, held, processor)
+    words = embedded_word_space(*world_words(world))
+    geometry = (settings["image_size"], settings["patch_size"])
+    patch_words = None
+    if objective == "contrastive" and t.word_weight > 0:
+        patch_words = PatchWords(t.hidden_size, words, *patch_targets(train, world, *geometry),
+                                 cosine_weight=t.word_cosine_weight)
     if objective == "contrastive":
-        task = Contrastive(train, held, pixels, _vision_config(settings), t, random.Random(f"lntune-tower/{seed}"))
+        task = Contrastive(train, held, pixels, _vision_config(settings), t, random.Random(f"lntune-tower/{seed}"),
+                           patch_words=patch_words)
     else:
         task = Classification(train, held, pixels, _vision_config(settings), t, world)
 
     task.model.train()
-    optimizer = torch.optim.AdamW(task.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    parameters = task.parameters()
+    optimizer = torch.optim.AdamW(parameters, lr=t.lr, weight_decay=t.weight_decay)
     batch = min(t.batch_size, len(train))
     bar = tqdm(range(t.steps), desc=f"vision tower ({objective})", unit="step", disable=not progress)
     loss_value = float("nan")
@@ -135,7 +149,7 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
         loss = task.loss(torch.randperm(len(train), generator=gen)[:batch], gen)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(task.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         loss_value = loss.item()
         if step % 10 == 0 or step == t.steps - 1:
@@ -145,7 +159,14 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
     metrics = {"final_loss": round(loss_value, 4), "train_images": len(train), "held_out_images": len(held)}
     with torch.no_grad():
         metrics.update(task.metrics(held_pixels))
+    if patch_words is not None:
+        with torch.no_grad():
+            metrics.update(patch_words.accuracy(_patch_tokens(task.vision, held_pixels),
+                                                *patch_targets(held, world, *geometry)))
+    metrics["token_scale"] = round(match_token_norm(task.vision, pixels, words.token_norm, PATCH_LAYER), 6)
     metrics.update(probe(task.vision, pixels, train, held_pixels, held, world, seed))
+    metrics.update(word_probe(task.vision, pixels, held_pixels, words, patch_targets(train, world, *geometry),
+                              patch_targets(held, world, *geometry)))
 
     from lntune.train.finite import require_finite
 
@@ -230,6 +251,38 @@ def probe(vision, pixels, train, held_pixels, held, world, seed, steps: int = 20
         col_acc = (logits[:, n_cat:].argmax(-1) == hcol)[filled].float().mean()
     return {"probe_cell_category_accuracy": round(float(cat_acc), 4),
             "probe_cell_color_accuracy": round(float(col_acc), 4)}
+
+
+def _patch_tokens(vision, pixels):
+    """The patch tokens a world-config projector reads (layer PATCH_LAYER, CLS dropped): (images, patches, hidden)."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([vision(pixel_values=pixels[k:k + 256], output_hidden_states=True).hidden_states[PATCH_LAYER][:, 1:]
+                          for k in range(0, len(pixels), 256)])
+
+
+def word_probe(vision, pixels, held_pixels, words, train_targets, held_targets) -> dict:
+    """Can a linear projector turn this tower's patch tokens into the LLM's words? A least-squares linear map
+    from training patch tokens to the LLM input embedding of each patch's content word, scored on held-out
+    patches by whether the nearest content word (cosine) is the right one: over all patches, and over the
+    patches that show an object (chance there is about 1 in 14)."""
+    import torch
+    import torch.nn.functional as F
+
+    def with_bias(x):
+        x = x.flatten(0, 1)
+        return torch.cat([x, torch.ones(len(x), 1)], dim=1)
+
+    x, hx = with_bias(_patch_tokens(vision, pixels)), with_bias(_patch_tokens(vision, held_pixels))
+    content, _ = train_targets
+    held_content, held_color = held_targets
+    mapping = torch.linalg.lstsq(x, words.content[content.flatten()], driver="gelsd").solution
+    nearest = (F.normalize(hx @ mapping, dim=-1) @ F.normalize(words.content, dim=-1).T).argmax(-1)
+    hit = nearest == held_content.flatten()
+    objects = held_color.flatten() != -100
+    return {"word_probe_accuracy": round(float(hit.float().mean()), 4),
+            "word_probe_accuracy_objects": round(float(hit[objects].float().mean()), 4)}
 
 
 def tower_is_current(out, settings: dict, fingerprint: str) -> bool:

@@ -124,40 +124,59 @@ def approximate_tokenize(text: str) -> str:
     return " ".join(t for t in tokens if t not in _DROPPED and t not in _QUOTES)
 
 
-def score_captions(references_path, predictions, split: str = "test", meteor: bool = False) -> dict:
+def score_captions(references_path, predictions, split: str = "test", meteor: bool = False, bootstrap: int = 0,
+                   seed: int = 0) -> dict:
     """Caption metrics (x100) of `predictions` on the `split` images of a Karpathy references file.
 
     Returns {"CIDEr", "BLEU-4", "ROUGE-L", ["METEOR",] "images": n, "split": split,
-    "tokenizer": "ptb" | "approximate"}.
+    "tokenizer": "ptb" | "approximate"}, plus "ci95" for CIDEr, BLEU-4 and ROUGE-L (bootstrap over
+    images, each metric recomputed on every resample; `bootstrap` resamples seeded by `seed`) when
+    bootstrap > 0.
     """
+    from lntune.eval.intervals import score_units
+
+    units, tokenizer = caption_units(references_path, predictions, split)
+    return score_units("caption", units, bootstrap, seed, meteor=meteor, split=split, tokenizer=tokenizer)
+
+
+def caption_units(references_path, predictions, split: str = "test") -> tuple[list[dict], str]:
+    """([{"id", "candidate", "references"}] per image of `split`, tokenized, in file order; the tokenizer
+    used, "ptb" or "approximate"), checked as `score_captions` describes."""
     images = _read_karpathy(references_path)
     refs = _split_references(images, split, references_path)
     hyps = match_predictions(refs, predictions, known_ids=[image_id for image_id, _, _ in images])
-    have_java = shutil.which("java") is not None
-    if have_java:
-        gts, res = _ptb_tokenize(refs), _ptb_tokenize({k: [v] for k, v in hyps.items()})
+    if shutil.which("java") is not None:
+        gts, res, tokenizer = _ptb_tokenize(refs), _ptb_tokenize({k: [v] for k, v in hyps.items()}), "ptb"
     else:
         warnings.warn("java not found: captions are tokenized by lntune's approximate tokenizer, so the "
-                      "scores are close to, but not exactly, the official ones", stacklevel=2)
+                      "scores are close to, but not exactly, the official ones", stacklevel=3)
         gts = {k: [approximate_tokenize(s) for s in v] for k, v in refs.items()}
         res = {k: [approximate_tokenize(v)] for k, v in hyps.items()}
+        tokenizer = "approximate"
+    return [{"id": k, "candidate": res[k][0], "references": gts[k]} for k in gts], tokenizer
 
+
+def summarize_captions(units: list[dict], meteor: bool = False, split: str = "test",
+                       tokenizer: str = "ptb") -> dict:
+    """The pycocoevalcap scores of `caption_units` records (METEOR needs java and the PTB tokenizer)."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
+    gts = {unit["id"]: list(unit["references"]) for unit in units}
+    res = {unit["id"]: [unit["candidate"]] for unit in units}
     result = {
         "CIDEr": 100 * float(Cider().compute_score(gts, res)[0]),
         "BLEU-4": 100 * float(Bleu(4).compute_score(gts, res, verbose=0)[0][3]),
         "ROUGE-L": 100 * float(Rouge().compute_score(gts, res)[0]),
     }
-    if meteor and not have_java:
-        warnings.warn("java not found: METEOR left out", stacklevel=2)
+    if meteor and tokenizer != "ptb":
+        warnings.warn("java not found: METEOR left out", stacklevel=3)
     elif meteor:
         from pycocoevalcap.meteor.meteor import Meteor
 
         result["METEOR"] = 100 * float(Meteor().compute_score(gts, res)[0])
-    result.update(images=len(refs), split=split, tokenizer="ptb" if have_java else "approximate")
+    result.update(images=len(units), split=split, tokenizer=tokenizer)
     return result
 
 

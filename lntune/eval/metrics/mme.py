@@ -51,7 +51,24 @@ def mme_result_line(image: str, question: str, gt: str, response: str) -> str:
 
 def score_mme_file(path) -> dict:
     """{"score", "acc", "acc_plus", "other"} of one subtask file (acc/acc_plus as fractions)."""
+    return summarize_mme_subtask(mme_file_units(path))
+
+
+def summarize_mme_subtask(units: list[dict]) -> dict:
+    """{"score", "acc", "acc_plus", "other"} of one subtask's `mme_file_units` records."""
+    images = len(units)
+    acc = sum(unit["right"] for unit in units) / (2 * images)
+    acc_plus = sum(unit["right"] == 2 for unit in units) / images
+    # Summed in the official order (acc first), so the float agrees to the last bit.
+    return {"score": acc * 100 + acc_plus * 100, "acc": acc, "acc_plus": acc_plus,
+            "other": sum(unit["other"] for unit in units)}
+
+
+def mme_file_units(path, subtask: str | None = None) -> list[dict]:
+    """Per image (pair of lines) of one subtask file: {"id": "<subtask>/<image>", "subtask", "right": 0-2
+    (questions answered right), "other": 0-2 (answers neither yes nor no)}."""
     path = Path(path)
+    subtask = subtask or path.stem
     if not path.is_file():
         raise LntuneError(f"{path}: file not found (expected {_LAYOUT})")
     # Text mode with universal newlines and readlines(), as the official script reads the file.
@@ -64,9 +81,10 @@ def score_mme_file(path) -> dict:
         raise LntuneError(f"{path}: empty (expected {_LAYOUT})")
     if len(lines) % 2:
         raise LntuneError(f"{path}: {len(lines)} lines, an odd number; expected two lines (questions) per image")
-    correct = both_right = other = 0
+    units = []
     for first in range(0, len(lines), 2):
-        right_here = 0
+        right_here = other = 0
+        image = lines[first].split("\t")[0]
         for lineno in (first + 1, first + 2):
             fields = lines[lineno - 1].split("\t")
             if len(fields) != 4:
@@ -78,20 +96,25 @@ def score_mme_file(path) -> dict:
             answer = parse_mme_answer(fields[3])
             other += answer == "other"
             right_here += answer == gt
-        correct += right_here
-        both_right += right_here == 2
-    acc = correct / len(lines)
-    acc_plus = both_right / (len(lines) // 2)
-    # Summed in the official order (acc first), so the float agrees to the last bit.
-    return {"score": acc * 100 + acc_plus * 100, "acc": acc, "acc_plus": acc_plus, "other": other}
+        units.append({"id": f"{subtask}/{image}", "subtask": subtask, "right": right_here, "other": other})
+    return units
 
 
-def score_mme(results_dir, exclude=()) -> dict:
+def score_mme(results_dir, exclude=(), bootstrap: int = 0, seed: int = 0) -> dict:
     """Official MME perception and cognition totals and per-subtask scores for a results folder.
 
     exclude: subtask names to leave out (e.g. ("landmark", "artwork") for the paper's protocol).
-    Returns {"perception": float, "cognition": float, "subtasks": {name: score}}.
+    Returns {"perception": float, "cognition": float, "subtasks": {name: score}}, plus "ci95" (bootstrap
+    over each subtask's images, both questions of an image kept together; `bootstrap` resamples seeded
+    by `seed`) when bootstrap > 0.
     """
+    from lntune.eval.intervals import score_units
+
+    return score_units("mme", mme_units(results_dir, exclude), bootstrap, seed)
+
+
+def mme_units(results_dir, exclude=()) -> list[dict]:
+    """The `mme_file_units` records of every subtask file present (less `exclude`), in the official order."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise LntuneError(f"{results_dir}: not a folder (expected {_LAYOUT})")
@@ -109,7 +132,16 @@ def score_mme(results_dir, exclude=()) -> dict:
     if missing:
         warnings.warn(f"{results_dir}: no results for MME subtask(s) {', '.join(missing)}; "
                       "their scores are left out of the totals", stacklevel=2)
-    subtasks = {name: score_mme_file(results_dir / f"{name}.txt")["score"] for name in present}
+    return [unit for name in present for unit in mme_file_units(results_dir / f"{name}.txt", name)]
+
+
+def summarize_mme(units: list[dict]) -> dict:
+    """The official MME result dict from `mme_units` records."""
+    by_subtask = {}
+    for unit in units:
+        by_subtask.setdefault(unit["subtask"], []).append(unit)
+    present = [name for name in PERCEPTION + COGNITION if name in by_subtask]
+    subtasks = {name: summarize_mme_subtask(by_subtask[name])["score"] for name in present}
     perception = cognition = 0
     for name in present:
         if name in PERCEPTION:

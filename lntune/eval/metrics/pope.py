@@ -70,13 +70,23 @@ def load_pope_labels(annotations_dir, split: str) -> list:
     return rows
 
 
-def score_pope(annotations_dir, predictions) -> dict:
+def score_pope(annotations_dir, predictions, bootstrap: int = 0, seed: int = 0) -> dict:
     """POPE metrics per split present in `predictions`, plus their mean F1 and mean accuracy.
 
     predictions: path to a JSON-lines (or JSON list) file, or a list of dicts with question_id,
         category (the split) and text (the answer; "answer" is accepted when "text" is absent).
-    Returns {split: {"accuracy", "precision", "recall", "f1", "yes_ratio"}, "mean_f1", "mean_accuracy"}.
+    Returns {split: {"accuracy", "precision", "recall", "f1", "yes_ratio"}, "mean_f1", "mean_accuracy"},
+    plus "ci95" (bootstrap over each split's questions, `bootstrap` resamples seeded by `seed`) when
+    bootstrap > 0.
     """
+    from lntune.eval.intervals import score_units
+
+    return score_units("pope", pope_units(annotations_dir, predictions), bootstrap, seed)
+
+
+def pope_units(annotations_dir, predictions) -> list[dict]:
+    """Per question of each split present: {"id", "split", "answer", "label"}, the parsed answer and the
+    label as "yes"/"no" by the official rules; checked as `score_pope` describes."""
     annotations_dir = Path(annotations_dir)
     if not annotations_dir.is_dir():
         raise LntuneError(f"{annotations_dir}: not a folder (expected {_LAYOUT})")
@@ -102,7 +112,7 @@ def score_pope(annotations_dir, predictions) -> dict:
     if not answers:
         raise LntuneError(f"{source}: no predictions")
 
-    result = {}
+    units = []
     for split in SPLITS:
         if split not in answers:
             continue
@@ -116,9 +126,18 @@ def score_pope(annotations_dir, predictions) -> dict:
         if unknown:
             raise LntuneError(f"{source}: {len(unknown)} {split} predictions have question ids not in "
                               f"{LABEL_FILE.format(split=split)} (first: {first_few(unknown)})")
-        qids = list(label_of)
-        parsed = [parse_pope_answer(answers[split][qid]) for qid in qids]
-        result[split] = pope_metrics(parsed, [label_of[qid] for qid in qids])
+        units += [{"id": qid, "split": split, "answer": parse_pope_answer(answers[split][qid]),
+                   "label": "no" if label_of[qid] == "no" else "yes"} for qid in label_of]
+    return units
+
+
+def summarize_pope(units: list[dict]) -> dict:
+    """The official POPE result dict from `pope_units` records."""
+    result = {}
+    for split in SPLITS:
+        rows = [unit for unit in units if unit["split"] == split]
+        if rows:
+            result[split] = pope_metrics([u["answer"] for u in rows], [u["label"] for u in rows])
     present = [s for s in SPLITS if s in result]
     result["mean_f1"] = sum(result[s]["f1"] for s in present) / len(present)
     result["mean_accuracy"] = sum(result[s]["accuracy"] for s in present) / len(present)

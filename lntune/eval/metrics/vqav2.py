@@ -116,15 +116,24 @@ def vqa_accuracy(prediction: str, answers: list) -> float:
     return total / len(records)
 
 
-def score_vqav2(questions, annotations, predictions) -> dict:
+def score_vqav2(questions, annotations, predictions, bootstrap: int = 0, seed: int = 0) -> dict:
     """Official VQAv2 accuracy (percent, 2 decimals) of `predictions` on the annotated questions.
 
     questions: path to the official questions JSON, its loaded dict, a list of question dicts, or None
         (used to check the files belong together and for the Multiple-Choice rule).
     annotations: path to the official annotations JSON, its loaded dict, or a list of annotation dicts.
     predictions: path to a results JSON, or a list of {"question_id", "answer"}.
-    Returns {"accuracy", "per_answer_type": {type: acc}, "per_question_type": {type: acc}, "questions": n}.
+    Returns {"accuracy", "per_answer_type": {type: acc}, "per_question_type": {type: acc}, "questions": n},
+    plus "ci95" (bootstrap over questions, `bootstrap` resamples seeded by `seed`) when bootstrap > 0.
     """
+    from lntune.eval.intervals import score_units
+
+    return score_units("vqav2", vqav2_units(questions, annotations, predictions), bootstrap, seed)
+
+
+def vqav2_units(questions, annotations, predictions) -> list[dict]:
+    """Per annotated question: {"id", "accuracy" (0..1), "answer_type", "question_type"}, checked as
+    `score_vqav2` describes; the records `summarize_vqav2` and the bootstrap work from."""
     ann_src = annotations if isinstance(annotations, (str, Path)) else "annotations"
     pred_src = predictions if isinstance(predictions, (str, Path)) else "predictions"
     anns = _as_list(annotations, "annotations", "VQAv2 annotations ({'annotations': [...]})")
@@ -165,12 +174,19 @@ def score_vqav2(questions, annotations, predictions) -> dict:
 
     from tqdm import tqdm
 
+    return [{"id": qid, "accuracy": vqa_accuracy(answer_of[qid], ann["answers"]),
+             "answer_type": ann["answer_type"], "question_type": ann["question_type"]}
+            for qid, ann in tqdm(by_question.items(), desc="VQAv2", unit="q", disable=None, leave=False)]
+
+
+def summarize_vqav2(units: list[dict]) -> dict:
+    """The official VQAv2 result dict from `vqav2_units` records."""
     accs, per_answer, per_question = [], {}, {}
-    for qid, ann in tqdm(by_question.items(), desc="VQAv2", unit="q", disable=None, leave=False):
-        acc = vqa_accuracy(answer_of[qid], ann["answers"])
+    for unit in units:
+        acc = unit["accuracy"]
         accs.append(acc)
-        per_question.setdefault(ann["question_type"], []).append(acc)
-        per_answer.setdefault(ann["answer_type"], []).append(acc)
+        per_question.setdefault(unit["question_type"], []).append(acc)
+        per_answer.setdefault(unit["answer_type"], []).append(acc)
     return {
         "accuracy": _percent(accs),
         "per_answer_type": {k: _percent(v) for k, v in per_answer.items()},

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.eval.bootstrap import DEFAULT_RESAMPLES
 
 IMAGE = "<image>"
 PROTOCOLS = ("official", "paper")
@@ -66,6 +67,8 @@ class Task(ABC):
     official_max_new_tokens = 16
     # Where the task's files live under the data root, shown in missing-file errors.
     layout = ""
+    # Resamples for the 95% intervals of the metrics (lntune eval --bootstrap; 0: no intervals).
+    bootstrap = DEFAULT_RESAMPLES
 
     def __init__(self, data_root, image_root=None, protocol: str = "official", seed: int = 42):
         if protocol not in PROTOCOLS:
@@ -119,6 +122,14 @@ class Task(ABC):
 
     def image_folders(self) -> list[Path]:
         return [self.image_root]
+
+    def scored(self, benchmark: str, units: list[dict], out_dir: Path, **summary_kwargs) -> dict:
+        """The official result of per-unit records, with "ci95" unless bootstrap is 0; the records are
+        kept in <out>/units/<task>.json for `lntune compare`."""
+        from lntune.eval.intervals import score_units, units_path, write_units
+
+        write_units(units_path(out_dir, self.name), benchmark, units)
+        return score_units(benchmark, units, self.bootstrap, **summary_kwargs)
 
     def task_dir(self, out_dir: Path) -> Path:
         path = Path(out_dir) / self.name

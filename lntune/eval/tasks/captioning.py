@@ -90,7 +90,7 @@ class Captioning(Task):
         return [write_json(self.task_dir(out_dir) / "results.json", results)]
 
     def score(self, samples, answers, out_dir) -> dict:
-        from lntune.eval.metrics.caption import score_captions
+        from lntune.eval.metrics.caption import caption_units
 
         folder = Path(out_dir) / self.name
         results = read_json(folder / "results.json", "caption results")
@@ -100,7 +100,8 @@ class Captioning(Task):
         if len(asked) < sum(1 for image in doc["images"] if image["split"] == "test"):
             kept = [image for image in doc["images"] if image["split"] != "test" or caption_image_id(image) in asked]
             references = write_json(folder / "references.json", {**doc, "images": kept})
-        return score_captions(references, results, split="test")
+        units, tokenizer = caption_units(references, results, split="test")
+        return self.scored("caption", units, out_dir, split="test", tokenizer=tokenizer)
 
 
 class Coco(Captioning):

@@ -92,7 +92,7 @@ class Mme(Task):
         return paths
 
     def score(self, samples, answers, out_dir) -> dict:
-        from lntune.eval.metrics.mme import score_mme
+        from lntune.eval.metrics.mme import mme_units
 
         exclude = PAPER_EXCLUDED if self.protocol == "paper" else ()
-        return score_mme(Path(out_dir) / self.name, exclude=exclude)
+        return self.scored("mme", mme_units(Path(out_dir) / self.name, exclude=exclude), out_dir)

@@ -64,7 +64,7 @@ class Pope(Task):
         return [path]
 
     def score(self, samples, answers, out_dir) -> dict:
-        from lntune.eval.metrics.pope import score_pope
+        from lntune.eval.metrics.pope import pope_units
 
         folder = Path(out_dir) / self.name
         labels_dir = self.data_root / "pope"
@@ -78,4 +78,4 @@ class Pope(Task):
                 kept = [row for row in rows if (split, row["question_id"]) in asked]
                 (labels_dir / f"coco_pope_{split}.json").write_text(
                     "".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
-        return score_pope(labels_dir, folder / "answers.jsonl")
+        return self.scored("pope", pope_units(labels_dir, folder / "answers.jsonl"), out_dir)

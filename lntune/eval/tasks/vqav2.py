@@ -128,7 +128,7 @@ class Vqav2(Task):
         return [write_json(self.task_dir(out_dir) / "results.json", results)]
 
     def score(self, samples, answers, out_dir) -> dict:
-        from lntune.eval.metrics.vqav2 import score_vqav2
+        from lntune.eval.metrics.vqav2 import vqav2_units
 
         questions, annotations = self.load()
         asked = {s.meta["question_id"] for s in samples}
@@ -138,4 +138,4 @@ class Vqav2(Task):
         annotations = {**annotations,
                        "annotations": [a for a in annotations["annotations"] if a["question_id"] in asked]}
         results = read_json(Path(out_dir) / self.name / "results.json", "VQAv2 results")
-        return score_vqav2(questions, annotations, results)
+        return self.scored("vqav2", vqav2_units(questions, annotations, results), out_dir)
