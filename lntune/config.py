@@ -8,6 +8,7 @@ cached synthetic world and its vision tower) and `${config_dir}`.
 """
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class TrainConfig:
     warmup_ratio: float = 0.03
     scheduler: str = "cosine"  # cosine | linear | constant
     max_grad_norm: float | None = 1.0  # gradient clipping; None disables
+    on_nonfinite: str = "stop"  # stop | skip: a step whose loss or gradient norm is NaN/inf stops the run or is skipped
     seed: int = 0
     mixed_precision: str = "no"  # no | bf16 | fp16 (autocast on GPU)
     tf32: bool = True  # allow TF32 matmuls on Ampere+ GPUs
@@ -104,22 +106,14 @@ class RunConfig:
             "train.mixed_precision": (self.train.mixed_precision, ("no", "bf16", "fp16")),
             "data.truncation": (self.data.truncation, ("drop", "text")),
             "data.on_bad_sample": (self.data.on_bad_sample, ("error", "skip")),
+            "train.on_nonfinite": (self.train.on_nonfinite, ("stop", "skip")),
         }
         if self.world is not None:
             choices["world.vision_objective"] = (self.world.vision_objective, ("contrastive", "classification"))
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise LntuneError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-        for key, value in {"train.batch_size": self.train.batch_size, "train.grad_accum": self.train.grad_accum,
-                           "train.epochs": self.train.epochs}.items():
-            if value < 1:
-                raise LntuneError(f"{key}: must be >= 1, got {value}")
-        if self.model.projector_init_steps < 1:
-            raise LntuneError(f"model.projector_init_steps: must be >= 1, got {self.model.projector_init_steps}")
-        if self.train.lr <= 0:
-            raise LntuneError(f"train.lr: must be positive, got {self.train.lr}")
-        if not 0 <= self.train.warmup_ratio < 1:
-            raise LntuneError(f"train.warmup_ratio: must be in [0, 1), got {self.train.warmup_ratio}")
+        check_ranges(self)
         from lntune.strategies import STRATEGIES
 
         if self.train.strategy not in STRATEGIES:
@@ -127,6 +121,35 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Every numeric key and its allowed range (low, high, high included?); None values (where allowed) are not checked.
+RANGES = {
+    "model.projector_init_scale": (0, None), "model.projector_init_steps": (1, None), "model.seed": (0, None),
+    "world.seed": (0, None),
+    "data.max_samples": (1, None), "data.max_length": (1, None), "data.num_workers": (0, None),
+    "train.epochs": (1, None), "train.max_steps": (1, None), "train.batch_size": (1, None), "train.grad_accum": (1, None),
+    "train.lr": (0, None), "train.weight_decay": (0, None), "train.warmup_ratio": (0, 1), "train.max_grad_norm": (0, None),
+    "train.seed": (0, None), "train.save_steps": (1, None), "train.save_total_limit": (0, None), "train.log_steps": (1, None),
+    "train.lora.r": (1, None), "train.lora.alpha": (0, None), "train.lora.dropout": (0, 1), "train.track_grads": (0, None),
+}
+_POSITIVE = {"train.lr", "train.max_grad_norm", "model.projector_init_scale", "train.lora.alpha"}  # low excluded
+_BELOW_HIGH = {"train.warmup_ratio", "train.lora.dropout"}  # high excluded
+
+
+def check_ranges(config: RunConfig) -> None:
+    """LntuneError naming the key when a numeric value is out of its range (finiteness is checked on load)."""
+    for key, (low, high) in RANGES.items():
+        node = config
+        for part in key.split("."):
+            node = getattr(node, part, None) if node is not None else None
+        for value in node if isinstance(node, list) else [node]:
+            if value is None:
+                continue
+            if value < low or (key in _POSITIVE and value == low):
+                raise LntuneError(f"{key}: must be {'>' if key in _POSITIVE else '>='} {low}, got {value}")
+            if high is not None and (value > high or (key in _BELOW_HIGH and value == high)):
+                raise LntuneError(f"{key}: must be in [{low}, {high}{')' if key in _BELOW_HIGH else ']'}, got {value}")
 
 
 def load_config(path=None, overrides=(), data: dict | None = None) -> RunConfig:
@@ -215,7 +238,10 @@ def _coerce_one(option, value, source, key):
     if option is float:
         if isinstance(value, bool):
             raise TypeError("not a number")
-        return float(value)  # YAML reads "2e-3" as a string; float() accepts it
+        number = float(value)  # YAML reads "2e-3" as a string; float() accepts it
+        if not math.isfinite(number):
+            raise LntuneError(f"{source}: {key}: must be a finite number, got {value}")
+        return number
     if option is str:
         if isinstance(value, (dict, list)):
             raise TypeError("not a string")

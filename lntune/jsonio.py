@@ -2,9 +2,12 @@
 
 Shared by the scorers, the data pipeline and the analyses: a missing file, non-UTF-8 text or malformed
 JSON becomes one LntuneError like `preds.jsonl:12:5: malformed JSON in POPE predictions: Expecting value`.
+Writing: `dumps_strict` never emits the bare `NaN`/`Infinity` that Python's json allows (null instead).
 """
 
 import json
+import math
+import sys
 from pathlib import Path
 
 from lntune.errors import LntuneError
@@ -43,6 +46,18 @@ def where(row, source) -> str:
     if line is not None:
         return f"{source} ({line})"
     return str(source)
+
+
+def required(row: dict, key: str, at: str):
+    """row[key] of a prediction; LntuneError naming `at` (file:line) when the field is missing or null."""
+    if row.get(key) is None:
+        raise LntuneError(f"{at}: prediction has {'a null' if key in row else 'no'} '{key}'")
+    return row[key]
+
+
+def item_where(row, index: int, source) -> str:
+    """'FILE:LINE' / 'FILE (item N)' for a record read by load_records, else 'SOURCE item N'."""
+    return where(row, source) if isinstance(row, dict) and "_line" in row else f"{source} item {index}"
 
 
 def first_few(ids, n: int = 5) -> str:
@@ -85,3 +100,24 @@ def parse_lines(text: str, path: Path, what: str, tag_lines: bool = True) -> lis
             row["_line"] = lineno
         rows.append(row)
     return rows
+
+
+def finite_or_null(data, path: str = ""):
+    """`data` with every NaN/infinite float replaced by None; returns (clean data, dotted keys replaced)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None, [path or "value"]
+    if isinstance(data, dict):
+        pairs = [(k, finite_or_null(v, f"{path}.{k}" if path else str(k))) for k, v in data.items()]
+        return {k: v for k, (v, _) in pairs}, [key for _, (_, keys) in pairs for key in keys]
+    if isinstance(data, (list, tuple)):
+        items = [finite_or_null(v, f"{path}[{i}]") for i, v in enumerate(data)]
+        return [v for v, _ in items], [key for _, keys in items for key in keys]
+    return data, []
+
+
+def dumps_strict(data, where, **kwargs) -> str:
+    """JSON text that any parser reads: non-finite numbers become null, with a warning naming them and `where`."""
+    clean, replaced = finite_or_null(data)
+    if replaced:
+        print(f"lntune: warning: {where}: non-finite {', '.join(replaced[:5])} written as null", file=sys.stderr)
+    return json.dumps(clean, allow_nan=False, **kwargs)

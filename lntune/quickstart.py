@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lntune.locks import locked
 from lntune.pipeline import EVAL_TASKS, evaluate_run, run_stage, stage_config
 
 # Chance levels where a benchmark defines one: MME random guessing gives acc 50% and acc+ 25% per subtask
@@ -49,6 +50,7 @@ PRESETS = {
 }
 
 
+@locked("out", "quickstart")
 def quickstart(preset: str, out: Path) -> dict:
     from lntune.errors import LntuneError
     from lntune.world.cache import ensure_vision_tower, ensure_world

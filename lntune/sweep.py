@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import locked
 
 PAPER_GRID = (2e-3, 1e-3, 6e-4, 3e-4, 1e-4, 5e-5, 2e-5, 1e-5, 6e-6, 1e-6, 1e-7)
 
@@ -31,6 +32,7 @@ def lr_tag(lr: float) -> str:
     return f"lr-{lr:.0e}".replace("e-0", "e-")
 
 
+@locked("out", "sweep")
 def sweep(config_path, lrs, out, select_task="flickr30k", overrides=(), data_root=None, limit=None,
           batch_size=8) -> dict:
     from lntune.config import load_config, resolve_paths

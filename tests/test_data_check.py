@@ -154,3 +154,17 @@ def test_missing_image_folder_and_no_folder(tmp_path):
     assert report.problems == [f"{tmp_path / 'nowhere'}: image folder not found"]
     report = check_dataset(MINI)
     assert report.ok and report.notes == ["image files not checked (no image folder given)"]
+
+
+@pytest.mark.parametrize("text", ["[]", "[\n]\n"])
+def test_an_empty_dataset_is_a_problem_in_both_outputs(tmp_path, capsys, text):
+    from lntune.cli import main
+
+    path = tmp_path / "empty.json"
+    path.write_text(text)
+    assert main(["data", "check", "--data", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}: no samples (the file holds no records); nothing to train on" in out and "OK" not in out
+    assert main(["data", "check", "--data", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["samples"] == 0 and len(report["problems"]) == 1

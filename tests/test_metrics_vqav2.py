@@ -85,10 +85,13 @@ def test_loaded_objects_and_order_do_not_matter():
     assert annotations == json.loads(A.read_text())
 
 
-def test_null_answer_counts_as_wrong():
+def test_null_answer_is_an_error_and_an_empty_one_counts_as_wrong():
     predictions = json.loads(P.read_text())
-    predictions[1]["answer"] = None  # question 1001 was right
+    predictions[1]["answer"] = ""  # question 1001 was right
     assert score_vqav2(Q, A, predictions)["accuracy"] == round(100 * (14.0 - 1) / 21, 2)
+    predictions[1]["answer"] = None
+    with pytest.raises(LntuneError, match=r"^predictions item 1: prediction has a null 'answer'$"):
+        score_vqav2(Q, A, predictions)
 
 
 def test_missing_and_unknown_predictions(tmp_path):

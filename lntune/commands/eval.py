@@ -4,8 +4,10 @@
     lntune eval --model runs/ln --tasks pope --data-root data/eval --image-root data/images --protocol paper ...
     lntune eval --model runs/ln --bench-batch 1,8            # questions/s at batch 1 and 8
 
-Re-running the same command after a kill continues where it stopped. Outputs: see lntune/eval/runner.py
-and docs/evaluation.md.
+Re-running the same command after a kill continues where it stopped. The folder is pinned to its model and
+data (lntune/eval/pinning.py): another model or other benchmark files into the same --out are refused, and
+--overwrite starts afresh. One process at a time writes a folder. Outputs: see lntune/eval/runner.py and
+docs/evaluation.md.
 """
 
 from lntune.errors import LntuneError
@@ -20,6 +22,8 @@ def register(subparsers):
     parser.add_argument("--data-root", help="benchmark files: mme/, vqav2/, coco/, flickr30k/, pope/ (a world's eval/)")
     parser.add_argument("--image-root", help="images of VQAv2, POPE and the captions (default: <data-root>/../images)")
     parser.add_argument("--out", help="output folder (predictions, official result files, metrics.json, results.md)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the evaluation already in --out (another model's, say) and start afresh")
     parser.add_argument("--protocol", choices=("official", "paper"), default="official",
                         help="official benchmarks (greedy) or the paper authors' harness (default: official)")
     parser.add_argument("--batch-size", type=int, default=8, help="questions per generate call (default: 8)")
@@ -81,13 +85,19 @@ def run(args) -> int:
     tasks = parse_task_list(args.tasks)
     if not Path(args.data_root).is_dir():
         raise LntuneError(f"--data-root {args.data_root} is not a folder")
-    model, processor = load_model(args.model, args.dtype, args.device)
-    metrics = evaluate(
-        model, processor, tasks, args.data_root, args.out, protocol=args.protocol, batch_size=args.batch_size,
-        limit=args.limit, image_root=args.image_root, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-        temperature=args.temperature, top_k=args.top_k, seed=args.seed, model_name=Path(args.model).name,
-        bootstrap=args.bootstrap,
-    )
+    from lntune.eval.pinning import eval_inputs, pin_evaluation, record_pins
+    from lntune.locks import hold_lock
+
+    with hold_lock(args.out, "evaluation"):
+        pins = pin_evaluation(args.out, eval_inputs(args.model, args.data_root, args.image_root, tasks), args.overwrite)
+        model, processor = load_model(args.model, args.dtype, args.device)
+        record_pins(args.out, pins)
+        metrics = evaluate(
+            model, processor, tasks, args.data_root, args.out, protocol=args.protocol, batch_size=args.batch_size,
+            limit=args.limit, image_root=args.image_root, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
+            temperature=args.temperature, top_k=args.top_k, seed=args.seed, model_name=Path(args.model).name,
+            bootstrap=args.bootstrap,
+        )
     print(table1_markdown([(Path(args.model).name, metrics)], protocol=args.protocol), end="")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'results.md'}")
     return 0

@@ -55,6 +55,8 @@ class CheckReport:
         lines = [f"{self.path}: {self.samples} samples ({types or 'none'}); "
                  f"{self.with_image} with an image, {self.text_only} text-only"]
         for unit, s in self.length_stats.items():
+            if not s:  # no sample could be measured
+                continue
             lines.append(f"length in {unit}: min {s['min']}, mean {s['mean']:.1f}, median {s['median']:g}, "
                          f"p95 {s['p95']}, max {s['max']}")
         if self.over_max_length is not None:
@@ -93,6 +95,9 @@ def check_dataset(path, image_folder=None, tokenizer=None, max_length: int | Non
         records = load_records(path)
     except LntuneError as err:
         report.problems.append(str(err))
+        return report
+    if not records:
+        report.problems.append(f"{path}: no samples (the file holds no records); nothing to train on")
         return report
     encoder = _Encoder(tokenizer, report) if tokenizer is not None else None
     if image_folder is None:

@@ -2,8 +2,10 @@
 
 Every sample is checked when the dataset is built, so training never stops half-way through an epoch on
 a sample a check could have caught: shape and roles, `<image>` tags, the image path (inside the image
-folder, file present, header readable), and the full tokenization with the label-masking check. Only the
-token lengths are kept (for length-grouped batching); items are re-encoded in `__getitem__`.
+folder, file present, fully decoded: a truncated or corrupt file is caught here, not at step N), and the
+full tokenization with the label-masking check. Images are decoded in parallel threads, each file once;
+`stats["image_check_s"]` holds the time it took. Only the token lengths are kept (for length-grouped
+batching); items are re-encoded in `__getitem__`.
 
 - `data_types` keeps samples of those types (see lntune/data/records.py for how a type is known);
   `max_samples` then takes a seeded random subset of that size (bad or over-long samples are replaced by
@@ -19,7 +21,9 @@ token lengths are kept (for length-grouped batching); items are re-encoded in `_
 from __future__ import annotations
 
 import logging
+import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,7 @@ from lntune.errors import LntuneError
 from lntune.model.build import num_image_tokens
 
 log = logging.getLogger("lntune.data")
+_DECODE_CHUNK = 256  # samples whose images are decoded together
 
 
 @dataclass
@@ -116,30 +121,43 @@ class LlavaDataset(Dataset):
             log.warning("max_samples=%d but only %d usable samples were found", max_samples, len(self.samples))
 
     def _check_all(self, candidates, order, max_samples, on_bad_sample) -> list[int]:
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm import tqdm
 
         target = len(order) if max_samples is None else min(max_samples, len(order))
         kept, too_long = [], []
-        with tqdm(total=target, desc="checking samples", unit="sample", disable=target < 2000) as bar:
-            for i in order:
+        self._image_problems, decode_seconds = {}, 0.0
+        with tqdm(total=target, desc="checking samples", unit="sample", disable=target < 2000) as bar, \
+                ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            # Chunks: with max_samples, only images of samples that may be kept are decoded.
+            for start in range(0, len(order), _DECODE_CHUNK):
                 if len(kept) == target:
                     break
-                sample = candidates[i]
-                try:
-                    encoded, reason = self._encode(sample, check_image=True)
-                except LntuneError as err:
-                    if on_bad_sample == "error":
-                        raise LntuneError(f"{sample.where}: {err}") from None
-                    log.warning("skipping %s: %s", sample.where, err)
-                    self.stats["skipped"] += 1
-                    continue
-                if encoded is None:
-                    too_long.append(f"{sample.where} ({reason})")
-                    continue
-                sample.length = len(encoded.input_ids)
-                self.stats["truncated"] += encoded.truncated
-                kept.append(i)
-                bar.update(1)
+                chunk = order[start:start + _DECODE_CHUNK]
+                started = time.perf_counter()
+                self._decode_images(pool, [candidates[i].record for i in chunk])
+                decode_seconds += time.perf_counter() - started
+                for i in chunk:
+                    if len(kept) == target:
+                        break
+                    sample = candidates[i]
+                    try:
+                        encoded, reason = self._encode(sample, check_image=True)
+                    except LntuneError as err:
+                        if on_bad_sample == "error":
+                            raise LntuneError(f"{sample.where}: {err}") from None
+                        log.warning("skipping %s: %s", sample.where, err)
+                        self.stats["skipped"] += 1
+                        continue
+                    if encoded is None:
+                        too_long.append(f"{sample.where} ({reason})")
+                        continue
+                    sample.length = len(encoded.input_ids)
+                    self.stats["truncated"] += encoded.truncated
+                    kept.append(i)
+                    bar.update(1)
+        self.stats["images_decoded"], self.stats["image_check_s"] = len(self._image_problems), round(decode_seconds, 3)
         self.stats["dropped_too_long"] = len(too_long)
         if too_long:
             log.warning("dropped %d samples over max_length=%d (truncation=%s), e.g. %s",
@@ -147,6 +165,15 @@ class LlavaDataset(Dataset):
         if self.stats["skipped"]:
             log.warning("skipped %d bad samples of %d (on_bad_sample=skip)", self.stats["skipped"], len(candidates))
         return kept
+
+    def _decode_images(self, pool, records) -> None:
+        """Decode each new image of `records` fully (in parallel) and remember what is wrong with it, if anything."""
+        names = {r["image"] for r in records if isinstance(r, dict) and isinstance(r.get("image"), str)}
+        names = sorted(n for n in names if n not in self._image_problems)
+        if self.image_folder is None or not names:
+            return
+        found = pool.map(lambda rel: image_problem(self.image_folder, rel, decode=True), names)
+        self._image_problems.update(zip(names, found))
 
     def _encode(self, sample: _Sample, check_image: bool = False) -> tuple[Encoded | None, str | None]:
         """The sample's tokens and labels fitted to max_length, or (None, why) when it must be dropped."""
@@ -157,7 +184,8 @@ class LlavaDataset(Dataset):
         if check_image and image is not None:
             if self.image_folder is None:
                 raise LntuneError("the sample has an image but no image folder was given")
-            problem = image_problem(self.image_folder, image)
+            problem = self._image_problems.get(image) if image in self._image_problems else \
+                image_problem(self.image_folder, image, decode=True)
             if problem:
                 raise LntuneError(problem)
         messages = expand_image_tags(to_messages(sample.record), self.image_token, self.num_image_tokens)

@@ -1,7 +1,8 @@
 """Safe image access for LLaVA data: paths stay inside the image folder, files are real images.
 
 `resolve_image(folder, rel)` rejects absolute paths, `..` escapes and symlinks resolving outside the folder;
-`image_problem` checks a file cheaply (header only) when a dataset is built; `load_image` decodes it as RGB.
+`image_problem` checks a file (header only, or fully decoded with decode=True, as a dataset does when it is
+built); `load_image` decodes it as RGB.
 PIL's decompression-bomb guard stays on: an image over Image.MAX_IMAGE_PIXELS * 2 is an error.
 
     python -c "from lntune.data.images import load_image; print(load_image('images', 'a.png').size)"

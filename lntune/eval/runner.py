@@ -12,7 +12,8 @@ are generated once and every one of them gets a record with that answer. When a 
 official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
 <out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol and
 decoding settings: resuming with different ones is refused, as mixing them would make the numbers
-meaningless.
+meaningless; lntune/eval/pinning.py pins the model and data the same way. One process at a time writes
+<out> (lntune/locks.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import locked
 from lntune.eval import generate as gen
 from lntune.eval.bootstrap import DEFAULT_RESAMPLES
 from lntune.eval.tasks.base import Decoding, Sample, Task, write_json
@@ -35,6 +37,7 @@ REPORT_FILE = "results.md"
 TIMING_FILE = "timing.json"
 
 
+@locked("out_dir", "evaluation")
 def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, protocol: str = "official",
              batch_size: int = 8, limit: int | dict | None = None, image_root=None, max_new_tokens: int | None = None,
              do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,

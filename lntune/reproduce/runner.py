@@ -19,11 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+from lntune.locks import locked, temp_name
 from lntune.reproduce.experiments import Context, ReproducePreset, get_preset, plan
 
 JOBS_FILE = "jobs.json"
 
 
+@locked("out", "reproduction")
 def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report: bool = True,
               threads: int | None = None, report_only: bool = False) -> dict:
     """Run (or continue) the reproduction into `out`; returns {"preset", "jobs": {key: record}, "results"} and,
@@ -95,6 +97,6 @@ def _read_records(out: Path) -> dict:
 
 
 def _write_records(out: Path, records: dict) -> None:
-    tmp = out / (JOBS_FILE + ".tmp")
+    tmp = temp_name(out / JOBS_FILE)
     tmp.write_text(json.dumps(records, indent=2))
     tmp.replace(out / JOBS_FILE)

@@ -3,7 +3,9 @@
     output_dir/checkpoint-<step>/   trainable.safetensors, optimizer.pt, scheduler.pt, rng.pt, state.json
     output_dir/trainable.safetensors + output_dir/lntune.json      the result (only what trained)
 
-Every folder is written under a temporary name and renamed (atomic); the newest `keep` are kept.
+Every folder is written under a per-process temporary name and renamed (atomic); the newest `keep` are kept.
+Trainable tensors are checked finite before anything is written (lntune/train/finite.py), and a checkpoint
+holding non-finite values (written by an older version) is refused on resume.
 Tensors go through safetensors; optimizer/scheduler/RNG state through torch.save and are read back with
 `torch.load(weights_only=True)` (never unpickling arbitrary objects). Python's and NumPy's RNG states go
 to JSON.
@@ -20,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lntune.errors import LntuneError
+from lntune.locks import temp_name
 from lntune.model.load import RUN_FILE, TRAINABLE_FILE, load_trainable
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -31,7 +34,7 @@ def trainable_state(model) -> dict:
 
 
 def _atomic_dir(target: Path, write) -> Path:
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = temp_name(target)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     write(tmp)
@@ -47,9 +50,13 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, st
 
     `tensors` / `optimizer_state`: already gathered from sharded processes (lntune/train/distributed_state.py);
     by default they are read from `model` and `optimizer`."""
+    from lntune.train.finite import require_finite
+
+    tensors = trainable_state(model) if tensors is None else tensors
+    require_finite(tensors, output_dir / f"checkpoint-{step}")  # before anything is written or rotated away
 
     def write(folder: Path):
-        save_file(trainable_state(model) if tensors is None else tensors, str(folder / TRAINABLE_FILE))
+        save_file(tensors, str(folder / TRAINABLE_FILE))
         torch.save(optimizer.state_dict() if optimizer_state is None else optimizer_state, folder / "optimizer.pt")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
         torch.save({"torch": torch.get_rng_state()}, folder / "rng.pt")
@@ -75,7 +82,13 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, load_optimizer=No
 
     load_optimizer(optimizer, state, source) replaces the plain load_state_dict (a sharded optimizer
     puts each process's share in place)."""
-    load_trainable(model, load_file(str(folder / TRAINABLE_FILE)), source=folder / TRAINABLE_FILE)
+    from lntune.train.finite import nonfinite_names
+
+    tensors = load_file(str(folder / TRAINABLE_FILE))
+    if bad := nonfinite_names(tensors):
+        raise LntuneError(f"{folder / TRAINABLE_FILE}: holds NaN or infinite values (e.g. {bad[0]}); "
+                          "delete this checkpoint to resume from an earlier one")
+    load_trainable(model, tensors, source=folder / TRAINABLE_FILE)
     optimizer_state = torch.load(folder / "optimizer.pt", weights_only=True)
     if load_optimizer is None:
         optimizer.load_state_dict(optimizer_state)
@@ -93,11 +106,15 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, load_optimizer=No
 def save_result(output_dir: Path, model, run_meta: dict, tensors: dict | None = None) -> None:
     """The final result: only the trained tensors (`tensors` when already gathered), plus what lntune needs
     to rebuild base + strategy."""
+    from lntune.train.finite import require_finite
+
+    tensors = trainable_state(model) if tensors is None else tensors
+    require_finite(tensors, output_dir / TRAINABLE_FILE)
     output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / (TRAINABLE_FILE + ".tmp")
-    save_file(trainable_state(model) if tensors is None else tensors, str(tmp))
+    tmp = temp_name(output_dir / TRAINABLE_FILE)
+    save_file(tensors, str(tmp))
     tmp.replace(output_dir / TRAINABLE_FILE)
-    meta_tmp = output_dir / (RUN_FILE + ".tmp")
+    meta_tmp = temp_name(output_dir / RUN_FILE)
     meta_tmp.write_text(json.dumps(run_meta, indent=2))
     meta_tmp.replace(output_dir / RUN_FILE)
 

@@ -1,11 +1,14 @@
 """Training logs: a progress bar (loss, lr, tokens/s, ETA), metrics.jsonl, TensorBoard, a loss-curve PNG.
 
-On resume, metrics.jsonl is cut back to the resumed step so the file never holds a step twice.
+On resume, metrics.jsonl is cut back to the resumed step so the file never holds a step twice. Rows are strict
+JSON: a non-finite loss or gradient norm is written as null (with a warning).
 """
 
 import json
 import time
 from pathlib import Path
+
+from lntune.jsonio import dumps_strict
 
 
 class TrainLogger:
@@ -37,7 +40,7 @@ class TrainLogger:
         if not self.enabled:
             return row
         with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(dumps_strict(row, self.path) + "\n")
         if self.writer is not None:
             for key in ("loss", "lr", "tokens_per_s"):
                 self.writer.add_scalar(f"train/{key}", row[key], step)
@@ -74,7 +77,7 @@ def plot_loss_curve(metrics_path: Path, out_png: Path, title: str = "") -> Path 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.2)
+    ax.plot([r["step"] for r in rows], [float("nan") if r["loss"] is None else r["loss"] for r in rows], lw=1.2)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.set_title(title or metrics_path.parent.name)

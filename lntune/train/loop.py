@@ -20,10 +20,12 @@ import torch
 
 from lntune.config import RunConfig
 from lntune.errors import LntuneError
+from lntune.jsonio import dumps_strict
 from lntune.strategies import StrategySpec, apply_strategy
 from lntune.train import distributed_state as shards
 from lntune.train import batches as plan
 from lntune.train.checkpoint import list_checkpoints, load_checkpoint, require_complete, save_checkpoint, save_result
+from lntune.train.finite import FiniteGuard
 from lntune.train.grad_stats import GradRecorder
 from lntune.train.logger import TrainLogger, peak_memory_mb, plot_loss_curve, truncate_jsonl
 from lntune.train.loss import SupervisedLoss, supervised_tokens
@@ -61,6 +63,14 @@ def build_model(config: RunConfig):
 
 
 def train(config: RunConfig, resume: bool = False) -> Path:
+    """Run one stage into config.output_dir, holding its lock (a second writer is refused, naming this pid)."""
+    from lntune.train.run_guard import guarded_output
+
+    with guarded_output(config, resume):
+        return _train(config, resume)
+
+
+def _train(config: RunConfig, resume: bool) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -69,7 +79,6 @@ def train(config: RunConfig, resume: bool = False) -> Path:
 
     t = config.train
     out = Path(config.output_dir)
-    _guard_output_dir(out, resume)
     # cpu=True is what makes accelerate use gloo across processes (torchrun / accelerate launch) without a GPU
     accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.device.type == "cuda":
@@ -116,7 +125,8 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         print_trainable_summary(model, spec)
         print(f"lntune: {len(dataset)} samples, {per_epoch} steps/epoch, {total_steps} steps; effective batch "
               f"{t.batch_size} x {t.grad_accum} accum x {world} processes = {global_batch * t.grad_accum}; "
-              f"device {accelerator.device}, mixed precision {t.mixed_precision}")
+              f"device {accelerator.device}, mixed precision {t.mixed_precision}; "
+              f"{dataset.stats['images_decoded']} images fully decoded in {dataset.stats['image_check_s']:.1f} s")
 
     step, epoch, done_in_epoch = 0, 0, 0
     checkpoints = list_checkpoints(out) if resume else []
@@ -139,6 +149,7 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         truncate_jsonl(out / "grads.jsonl", step)  # a resumed run must not record a step twice
     started = time.perf_counter()
     loss_value = float("nan")
+    guard = FiniteGuard(out, t.on_nonfinite)
     while step < total_steps:
         micro = epoch_plans(epoch)
         steps_this_epoch = plan.steps_per_epoch(len(micro), t.grad_accum)
@@ -151,12 +162,10 @@ def train(config: RunConfig, resume: bool = False) -> Path:
             group = [next(batches) for _ in range(t.grad_accum)]
             loss_value, grad_norm, tokens = _optimizer_step(accelerator, wrapper, optimizer, group, params, t.max_grad_norm,
                                                             layout)
-            if not math.isfinite(loss_value):
-                last = list_checkpoints(out)
-                raise LntuneError(f"non-finite loss ({loss_value}) at step {step + 1}: stopped before updating the weights; "
-                                  f"last good checkpoint: {last[-1] if last else 'none (set train.save_steps)'}")
-            grads.record(step + 1)
-            optimizer.step()
+            if not guard.before_update(step + 1, loss_value, grad_norm):
+                grads.record(step + 1)
+                optimizer.step()
+                guard.after_update(step + 1, params, accelerator)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -174,6 +183,7 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         if done_in_epoch >= steps_this_epoch:
             epoch, done_in_epoch = epoch + 1, 0
     logger.close()
+    guard.finish()
     accelerator.wait_for_everyone()
     tensors = shards.full_trainable_state(accelerator, layout, model, wrapper)
     if main:
@@ -209,7 +219,8 @@ def _optimizer_step(accelerator, wrapper, optimizer, group, params, max_grad_nor
             accelerator.backward(loss)
         loss_sum += loss.detach()
     loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
-    grad_norm = shards.whole(accelerator.clip_grad_norm_(params, max_grad_norm)) if max_grad_norm else None
+    # With clipping off, an infinite bound still yields the norm (the finite check needs it) and scales by exactly 1.
+    grad_norm = shards.whole(accelerator.clip_grad_norm_(params, max_grad_norm or float("inf")))
     tokens = int(accelerator.reduce(torch.tensor(tokens, device=device), reduction="sum").item())
     return loss_value, grad_norm, tokens
 
@@ -224,13 +235,6 @@ def _scheduler(optimizer, name, warmup, total):
     return get_constant_schedule_with_warmup(optimizer, warmup)
 
 
-def _guard_output_dir(out: Path, resume: bool) -> None:
-    if resume:
-        return
-    if (out / "trainable.safetensors").exists() or list_checkpoints(out):
-        raise LntuneError(f"{out} already holds a run: pass --resume to continue it, or choose another output_dir")
-
-
 def _finish(out, config, tensors, spec, accelerator, seconds, steps, last_loss, samples):
     from lntune import __version__
 
@@ -238,7 +242,7 @@ def _finish(out, config, tensors, spec, accelerator, seconds, steps, last_loss, 
                              "strategy": spec.to_dict(), "config": config.to_dict()})
     summary = {"steps": steps, "final_loss": last_loss, "train_seconds": seconds, "samples": samples,
                "peak_memory_mb": peak_memory_mb(accelerator.device), "device": str(accelerator.device)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(dumps_strict(summary, out / "summary.json", indent=2))
     plot_loss_curve(out / "metrics.jsonl", out / "loss.png", title=f"{config.train.strategy}: {out.name}")
     print(f"lntune: done in {seconds:.0f} s, final loss {last_loss:.4f}, peak memory {summary['peak_memory_mb']:.0f} MB "
           f"-> {out / 'trainable.safetensors'}")

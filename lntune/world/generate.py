@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import hold_lock
 from lntune.world import benchmarks, instruct
 from lntune.world.presets import WorldPreset, get_preset
 from lntune.world.render import render_scene
@@ -202,13 +203,16 @@ def generate_world(out, preset: str = "quick", seed: int = 0, progress: bool = T
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        _write_all(tmp, p, seed, progress)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with hold_lock(out, "world", inside=False):
+        if (out / "world.json").is_file():  # finished by the process that held the lock before us
+            return out
+        try:
+            _write_all(tmp, p, seed, progress)
+            if out.exists():
+                out.rmdir()
+            os.rename(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

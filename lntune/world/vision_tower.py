@@ -22,6 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import hold_lock
 from lntune.world.generate import load_world
 from lntune.world.presets import PRESETS, TowerPreset
 from lntune.world.scenes import Scene
@@ -167,6 +168,9 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
     metrics.update(word_probe(task.vision, pixels, held_pixels, words, patch_targets(train, world, *geometry),
                               patch_targets(held, world, *geometry)))
 
+    from lntune.train.finite import require_finite
+
+    require_finite(task.vision.state_dict(), out)  # a diverged tower is never cached
     out.mkdir(parents=True)
     bars = hf_logging.is_progress_bar_enabled()
     if not progress:
@@ -308,11 +312,14 @@ def train_tower_atomic(world_dir, out, objective="contrastive", seed=0, steps=No
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        train_tower(world_dir, tmp, objective=objective, seed=seed, steps=steps, progress=progress, threads=threads)
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with hold_lock(out, "vision tower", inside=False):
+        if tower_is_current(out, settings, world_fingerprint(world_dir)):  # built while we waited to start
+            return out, False
+        try:
+            train_tower(world_dir, tmp, objective=objective, seed=seed, steps=steps, progress=progress, threads=threads)
+            if out.exists():
+                shutil.rmtree(out)
+            os.rename(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out, True

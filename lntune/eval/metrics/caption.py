@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.jsonio import first_few, load_json
+from lntune.jsonio import first_few, item_where, load_json, load_records, required
 
 # Tokens pycocoevalcap's tokenizer drops after PTB tokenization (PTB writes brackets as -LRB- etc.).
 _DROPPED = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
@@ -83,7 +83,7 @@ def match_predictions(refs: dict, predictions, known_ids=None, source="predictio
     """
     if isinstance(predictions, (str, Path)):
         source = predictions
-        predictions = load_json(predictions, "caption predictions (a JSON list of {image_id, caption})")
+        predictions = load_records(predictions, "caption predictions (a JSON list of {image_id, caption})")
     if not isinstance(predictions, list):
         raise LntuneError(f"{source}: expected a JSON list of {{image_id, caption}}")
     known_ids = set(refs) if known_ids is None else set(known_ids)
@@ -93,10 +93,10 @@ def match_predictions(refs: dict, predictions, known_ids=None, source="predictio
         if not isinstance(pred, dict) or "image_id" not in pred:
             raise LntuneError(f"{source}: item {i} has no 'image_id'")
         image_id = pred["image_id"]
+        at = item_where(pred, i, source)
         if image_id in caption_of:
-            raise LntuneError(f"{source}: item {i}: second prediction for image {image_id!r}")
-        caption = pred.get("caption")
-        caption_of[image_id] = "" if caption is None else str(caption)
+            raise LntuneError(f"{at}: second prediction for image {image_id!r}")
+        caption_of[image_id] = str(required(pred, "caption", at))  # "" is a caption; missing/null is not
     unknown = [image_id for image_id in caption_of if image_id not in known_ids]
     if unknown:
         raise LntuneError(f"{source}: {len(unknown)} predictions are for images not in the references "

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.jsonio import first_few, load_json
+from lntune.jsonio import first_few, item_where, load_json, load_records, required
 
 _PUNCTUATION = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-",
                 ">", "<", "@", "`", ",", "?", "!"]
@@ -138,7 +138,10 @@ def vqav2_units(questions, annotations, predictions) -> list[dict]:
     pred_src = predictions if isinstance(predictions, (str, Path)) else "predictions"
     anns = _as_list(annotations, "annotations", "VQAv2 annotations ({'annotations': [...]})")
     ques_data = None if questions is None else _load(questions, "VQAv2 questions ({'questions': [...]})")
-    preds = _as_list(predictions, None, "VQAv2 results (a JSON list of {question_id, answer})")
+    what = "VQAv2 results (a JSON list of {question_id, answer})"
+    preds = load_records(predictions, what) if isinstance(predictions, (str, Path)) else _as_list(predictions, None, what)
+    if not isinstance(preds, list):
+        raise LntuneError(f"{pred_src}: expected {what}")
 
     by_question = {}
     for i, ann in enumerate(anns):
@@ -160,9 +163,10 @@ def vqav2_units(questions, annotations, predictions) -> list[dict]:
     for i, pred in enumerate(preds):
         if not isinstance(pred, dict) or "question_id" not in pred:
             raise LntuneError(f"{pred_src}: item {i} has no 'question_id'")
-        answer = pred.get("answer")
-        # A missing/null answer is scored as an empty one (wrong), never a crash.
-        answer_of[pred["question_id"]] = "" if answer is None else str(answer)
+        at = item_where(pred, i, pred_src)
+        if pred["question_id"] in answer_of:
+            raise LntuneError(f"{at}: second prediction for question {pred['question_id']!r}")
+        answer_of[pred["question_id"]] = str(required(pred, "answer", at))  # "" is an answer; missing/null is not
     _check_ids(set(answer_of), by_question, pred_src)
     for qid, choices in multiple_choice.items():
         if answer_of[qid] not in choices:

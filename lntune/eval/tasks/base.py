@@ -159,9 +159,12 @@ def read_json_lines(path: Path, what: str) -> list[dict]:
 
 
 def write_json(path: Path, data) -> Path:
-    """Write JSON atomically (temporary file + rename), so a kill never leaves half a result file."""
+    """Write strict JSON atomically (per-process temporary file + rename): a kill never leaves half a file."""
+    from lntune.jsonio import dumps_strict
+    from lntune.locks import temp_name
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = temp_name(path)
+    tmp.write_text(dumps_strict(data, path, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path

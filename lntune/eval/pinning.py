@@ -1,0 +1,109 @@
+"""Evaluations pinned to their inputs: an eval folder's answers are only ever reused for the same model and data.
+
+    with hold_lock(out, "evaluation"):
+        pins = pin_evaluation(out, eval_inputs(model_dir, data_root, image_root, tasks), overwrite=False)
+        ...load the model...
+        record_pins(out, pins)                 # once the model has loaded
+        ...generate and score...
+
+OUT/eval_inputs.json records the model (its path and lntune/fingerprint.py's fingerprint of its weights) and, per
+task, the benchmark files (a fingerprint of DATA_ROOT/<task>/) and the image folder. A later evaluation into
+the same folder with another model, other benchmark files or another image folder is refused with one line
+naming the difference; with `overwrite` the folder's evaluation outputs are deleted first and it starts
+afresh. Protocol, seed and decoding are pinned by the runner's eval_config.json the same way. Adding tasks
+to a folder is allowed: each task's data is pinned when it is first evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from lntune.errors import LntuneError
+from lntune.fingerprint import model_fingerprint, tree_fingerprint
+
+INPUTS_FILE = "eval_inputs.json"
+# What an evaluation writes into its folder (besides one sub-folder per task); --overwrite removes only these.
+_OUTPUTS = ("predictions", "eval_config.json", "metrics.json", "results.md", "timing.json", INPUTS_FILE)
+
+
+def eval_inputs(model_dir, data_root, image_root, tasks) -> dict:
+    """The inputs of an evaluation: the model's path and weights, each task's files, the image folder."""
+    data_root = Path(data_root)
+    images = str(Path(image_root).resolve()) if image_root else str((data_root.parent / "images").resolve())
+    return {"model": {"path": str(Path(model_dir).resolve()), "weights": model_fingerprint(model_dir)},
+            "data": {task: {"files": tree_fingerprint(data_root / task) if (data_root / task).exists() else None,
+                            "root": str(data_root.resolve()), "images": images} for task in tasks}}
+
+
+def pin_evaluation(out_dir, inputs: dict, overwrite: bool = False, how_to_restart: str = "pass --overwrite") -> dict:
+    """The record to keep in OUT/inputs.json; LntuneError when the folder holds an evaluation of other inputs.
+
+    Call while holding the folder's lock. `how_to_restart` is the advice in the refusal."""
+    out_dir = Path(out_dir)
+    for pinned in inputs["data"].values():
+        if Path(pinned["root"]).is_relative_to(out_dir.resolve()):
+            raise LntuneError(f"{out_dir}: holds the benchmark files (data root {pinned['root']}); write the "
+                              "evaluation to another folder")
+    if overwrite:
+        clear_evaluation(out_dir)
+    before = read_pins(out_dir)
+    if before is None and _holds_results(out_dir):
+        raise LntuneError(f"{out_dir}: holds an evaluation that does not record which model it evaluated; use "
+                          f"another output folder, or {how_to_restart} to start afresh")
+    if before is not None:
+        change = _change(before, inputs)
+        if change:
+            raise LntuneError(f"{out_dir}: holds an evaluation of {change}; its answers cannot be reused. Use another "
+                              f"output folder, or {how_to_restart} to start afresh")
+        inputs = {**inputs, "data": {**before.get("data", {}), **inputs["data"]}}
+    return inputs
+
+
+def read_pins(out_dir) -> dict | None:
+    path = Path(out_dir) / INPUTS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def record_pins(out_dir, pins: dict) -> None:
+    from lntune.eval.tasks.base import write_json
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out_dir) / INPUTS_FILE, pins)
+
+
+def _change(before: dict, now: dict) -> str | None:
+    """'model runs/a (weights 1a2b3c4d5e6f), not runs/b (...)' or the first task whose data differ, else None."""
+    old, new = before.get("model", {}), now["model"]
+    if old != new:
+        what = "other weights at the same path" if old.get("path") == new["path"] else f"{old.get('path')}"
+        return (f"model {what} (weights {str(old.get('weights'))[:12]}), not {new['path']} "
+                f"(weights {new['weights'][:12]})")
+    for task, pinned in now["data"].items():
+        earlier = before.get("data", {}).get(task)
+        if earlier is not None and earlier != pinned:
+            if earlier.get("root") != pinned["root"]:
+                return f"{task} from data root {earlier.get('root')}, not {pinned['root']}"
+            if earlier.get("images") != pinned["images"]:
+                return f"{task} with images from {earlier.get('images')}, not {pinned['images']}"
+            return f"{task} on benchmark files in {pinned['root']}/{task} that have changed since"
+    return None
+
+
+def _holds_results(out_dir: Path) -> bool:
+    return (out_dir / "metrics.json").is_file() or any((out_dir / "predictions").glob("*.jsonl"))
+
+
+def clear_evaluation(out_dir: Path) -> None:
+    """Delete what an evaluation wrote into `out_dir` (nothing else in it is touched; task folders only when the
+    folder is known to hold an evaluation)."""
+    from lntune.eval.tasks.registry import TASKS
+
+    known = any((out_dir / name).exists() for name in ("eval_config.json", INPUTS_FILE, "predictions"))
+    for name in (*_OUTPUTS, *(TASKS if known else ())):
+        target = out_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()

@@ -1,0 +1,73 @@
+"""What `train` checks and holds around a run: the output folder's lock, "already holds a run", pinned inputs.
+
+    with guarded_output(config, resume):
+        ...train...
+
+- the lock (lntune/locks.py) makes a second `lntune train` on the same output_dir fail at once, naming the
+  first one's pid; only the main process of a multi-process run takes it;
+- a folder holding a finished run or checkpoints is refused unless `resume`;
+- OUT/inputs.json records the stage's inputs (lntune/fingerprint.py): resuming with other inputs is refused,
+  naming the first difference, since the result would be neither run;
+- temporary files left by killed writers are removed (safe: nobody else writes while we hold the lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+from lntune.errors import LntuneError
+from lntune.fingerprint import stage_change, stage_inputs
+from lntune.locks import hold_lock, remove_stale_temps, temp_name
+
+INPUTS_FILE = "inputs.json"
+
+
+def is_main_process() -> bool:
+    """Rank 0 of torchrun / accelerate launch (which set RANK), or a single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def guarded_output(config, resume: bool):
+    out = Path(config.output_dir)
+    if not is_main_process():  # the main process holds the lock and records the inputs; every rank refuses alike
+        _refuse_unless_resuming(out, resume)
+        yield out
+        return
+    with hold_lock(out, "training run"):
+        held = _refuse_unless_resuming(out, resume)
+        for prefix in ("checkpoint-", "trainable.safetensors", "lntune.json", INPUTS_FILE):
+            remove_stale_temps(out, prefix)
+        record_inputs(out, stage_inputs(config), check=held)
+        yield out
+
+
+def _refuse_unless_resuming(out: Path, resume: bool) -> bool:
+    """Whether `out` holds a run (a result or checkpoints); LntuneError when it does and this is no resume."""
+    from lntune.train.checkpoint import list_checkpoints
+
+    held = (out / "trainable.safetensors").exists() or bool(list_checkpoints(out))
+    if held and not resume:
+        raise LntuneError(f"{out} already holds a run: pass --resume to continue it, or choose another output_dir")
+    return held
+
+
+def read_inputs(out: Path) -> dict | None:
+    path = out / INPUTS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record_inputs(out: Path, inputs: dict, check: bool) -> None:
+    """Write OUT/inputs.json; with `check`, first refuse when the recorded inputs differ."""
+    before = read_inputs(out) if check else None
+    if before is not None:
+        change = stage_change(before, inputs)
+        if change:
+            raise LntuneError(f"{out} holds a run with other inputs ({change}); resuming would mix two runs: "
+                              "choose another output_dir, or delete the folder to start afresh")
+    tmp = temp_name(out / INPUTS_FILE)
+    tmp.write_text(json.dumps(inputs, indent=1))
+    tmp.replace(out / INPUTS_FILE)
