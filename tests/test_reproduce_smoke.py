@@ -37,7 +37,7 @@ def tiny_preset(root) -> ReproducePreset:
     classifier = save_tiny_vision(root / "vision-cls", seed=1)
     return ReproducePreset(
         name="tiny", world="smoke", lrs=(1e-2, 1e-3),
-        stage1=["train.max_steps=2", "train.batch_size=4", "train.save_steps=null"],
+        stage1=["train.max_steps=2", "train.batch_size=4", "train.save_steps=null", "model.projector_init_steps=5"],
         stage2=["train.max_steps=3", "train.batch_size=4", "train.save_steps=null"],
         mix_samples=12, subset_samples=8, connector_lr=1e-2, sweep_limit=2, eval_limit=2, eval_batch_size=8,
         track_layers=[0, 1], similarity_samples=4, bench_preset="tiny", bench_isolate=False, count_presets=False,

@@ -100,7 +100,7 @@ PRESETS = {
     # task. Small enough to finish on a 2-core machine that other work shares; the numbers are noisy.
     "world-quick": ReproducePreset(
         name="world-quick", world="quick", lrs=(2e-3, 1e-4),
-        stage1=["data.max_samples=640", "train.lr=5.0e-3", "train.warmup_ratio=0.1", "train.save_steps=null"],
+        stage1=["data.max_samples=640", "train.lr=2.0e-3", "train.warmup_ratio=0.1", "train.save_steps=null"],
         stage2=["train.batch_size=8", "train.max_steps=10", "train.save_steps=null"], mix_samples=80,
         subset_samples=24, connector_lr=2e-3, sweep_limit=6, eval_limit=4, eval_batch_size=16, track_layers=[10, 20],
         similarity_samples=8, bench_preset="embedded"),
