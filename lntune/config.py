@@ -83,7 +83,7 @@ class TrainConfig:
     tf32: bool = True  # allow TF32 matmuls on Ampere+ GPUs
     gradient_checkpointing: bool = False
     compile: bool = False  # torch.compile each decoder block: a few % faster per step after a one-time compile (~1 min)
-    save_steps: int | None = None  # checkpoint every N optimizer steps
+    save_steps: int | None = None  # checkpoint every N optimizer steps (None or 0: no checkpoints)
     save_total_limit: int = 2  # keep the newest K checkpoints
     log_steps: int = 1
     track_grads: list[int] | None = None  # decoder layers whose norm gradients are recorded every step (Fig. 4)
@@ -130,7 +130,7 @@ RANGES = {
     "data.max_samples": (1, None), "data.max_length": (1, None), "data.num_workers": (0, None),
     "train.epochs": (1, None), "train.max_steps": (1, None), "train.batch_size": (1, None), "train.grad_accum": (1, None),
     "train.lr": (0, None), "train.weight_decay": (0, None), "train.warmup_ratio": (0, 1), "train.max_grad_norm": (0, None),
-    "train.seed": (0, None), "train.save_steps": (1, None), "train.save_total_limit": (0, None), "train.log_steps": (1, None),
+    "train.seed": (0, None), "train.save_steps": (0, None), "train.save_total_limit": (0, None), "train.log_steps": (1, None),
     "train.lora.r": (1, None), "train.lora.alpha": (0, None), "train.lora.dropout": (0, 1), "train.track_grads": (0, None),
 }
 _POSITIVE = {"train.lr", "train.max_grad_norm", "model.projector_init_scale", "train.lora.alpha"}  # low excluded
