@@ -10,7 +10,7 @@ total includes its adapters. Percent = 100 · trainable / total.
 from lntune.errors import LntuneError
 from lntune.strategies import STRATEGIES, LoraOptions, StrategySpec, apply_strategy, trainable_names
 
-# The paper's setting (REFERENCE.md §1): CLIP ViT-L/14 at 224 px, a linear projector 1024→d with bias,
+# The paper's setting: CLIP ViT-L/14 at 224 px, a linear projector 1024→d with bias,
 # LLaMA-2-style decoders with vocab 32000 and an untied output head.
 _CLIP_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
                  patch_size=14, image_size=224, projection_dim=768)

@@ -30,7 +30,7 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     assert (out / "results.png").stat().st_size > 0
     assert (out / "stage2-layernorm" / "lntune.json").exists()
     stage2 = json.loads((out / "stage2-layernorm" / "lntune.json").read_text())
-    assert stage2["base"] == {"kind": "run", "path": str((out / "stage1").resolve())}
+    assert stage2["base"] == {"kind": "run", "path": {"absolute": str((out / "stage1").resolve()), "relative": "../stage1"}}
     # a second run finds everything done and only rewrites the report
     assert main(["quickstart", "--preset", "smoke", "--out", str(out)]) == 0
     assert json.loads((out / "results.json").read_text())["models"] == results["models"]
