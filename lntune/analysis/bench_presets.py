@@ -48,11 +48,11 @@ def recipe(preset: str, workdir, random_init: bool = False, batch_size: int | No
               "lora": {"r": lora_r, "alpha": 2 * lora_r, "dropout": 0.05}}
     if preset in PAPER_PRESETS:
         if not random_init:
-            raise LntuneError(f"bench preset {preset!r} has no weights on this machine: add --random-init "
+            raise LntuneError(f"bench preset {preset!r} has no local weights: add --random-init "
                               "(random weights; memory and speed do not depend on their values)")
         if device != "cuda":
             raise LntuneError(f"bench preset {preset!r} needs a CUDA GPU (a 7B/13B model in bf16 with gradient "
-                              "checkpointing, as the paper's Table 2); this machine has none. Try --preset embedded")
+                              "checkpointing, as the paper's Table 2) and none is available. Try --preset embedded")
         return {**common, "kind": "random", "model": preset, "dtype": "bfloat16", "mixed_precision": "bf16",
                 "gradient_checkpointing": True, **PAPER_BATCH, **({"batch_size": batch_size} if batch_size else {})}
     if random_init and preset != "tiny":
