@@ -192,10 +192,19 @@ def _train(config: RunConfig, resume: bool) -> Path:
     return out
 
 
+WARM_START_PAIRS = 4096
+"""At most this many (image, caption) pairs, a seeded sample, feed the projector warm start."""
+
+
 def _warm_start_projector(config, model, processor, dataset, main) -> None:
     from lntune.model.projector_warmstart import align_projector
 
-    stats = align_projector(model, processor, [s.record for s in dataset.samples], config.data.image_folder,
+    import random
+
+    records = [s.record for s in dataset.samples]
+    if len(records) > WARM_START_PAIRS:  # the features of every pair are held in memory at once
+        records = random.Random(config.model.seed).sample(records, WARM_START_PAIRS)
+    stats = align_projector(model, processor, records, config.data.image_folder,
                             steps=config.model.projector_init_steps, seed=config.model.seed, progress=main)
     if main:
         print(f"lntune: projector warm start from {stats['pairs']} caption pairs, {stats['steps']} steps, "
