@@ -127,9 +127,10 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
     pixels, held_pixels = _pixels(world_dir, train, processor), _pixels(world_dir, held, processor)
     words = embedded_word_space(*world_words(world))
     geometry = (settings["image_size"], settings["patch_size"])
+    train_targets, held_targets = patch_targets(train, world, *geometry), patch_targets(held, world, *geometry)
     patch_words = None
     if objective == "contrastive" and t.word_weight > 0:
-        patch_words = PatchWords(t.hidden_size, words, *patch_targets(train, world, *geometry),
+        patch_words = PatchWords(t.hidden_size, words, *train_targets,
                                  cosine_weight=t.word_cosine_weight)
     if objective == "contrastive":
         task = Contrastive(train, held, pixels, _vision_config(settings), t, random.Random(f"lntune-tower/{seed}"),
@@ -162,11 +163,10 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
     if patch_words is not None:
         with torch.no_grad():
             metrics.update(patch_words.accuracy(_patch_tokens(task.vision, held_pixels),
-                                                *patch_targets(held, world, *geometry)))
+                                                *held_targets))
     metrics["token_scale"] = round(match_token_norm(task.vision, pixels, words.token_norm, PATCH_LAYER), 6)
     metrics.update(probe(task.vision, pixels, train, held_pixels, held, world, seed))
-    metrics.update(word_probe(task.vision, pixels, held_pixels, words, patch_targets(train, world, *geometry),
-                              patch_targets(held, world, *geometry)))
+    metrics.update(word_probe(task.vision, pixels, held_pixels, words, train_targets, held_targets))
 
     from lntune.train.finite import require_finite
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from lntune.errors import LntuneError
@@ -60,7 +61,13 @@ def word_vectors(tokenizer, table, words: list[str]):
 
 
 def embedded_word_space(content_words: list[str], color_words: list[str]) -> WordSpace:
-    """The word space of the embedded default LLM (SmolLM2-135M-Instruct)."""
+    """The word space of the embedded default LLM (SmolLM2-135M-Instruct), read once per process and word list
+    (tower settings ask for it on every cache lookup)."""
+    return _embedded_word_space(tuple(content_words), tuple(color_words))
+
+
+@lru_cache(maxsize=4)
+def _embedded_word_space(content_words: tuple, color_words: tuple) -> WordSpace:
     from transformers import AutoTokenizer
 
     from lntune.model.embedded import CACHE_NAME, embedded_llm_dir
