@@ -61,8 +61,9 @@ def model_fingerprint(model_dir) -> str:
     if not run_file.is_file():
         return tree_fingerprint(model_dir, _WEIGHT_SUFFIXES) if model_dir.exists() else _hash(str(model_dir))
     base = json.loads(run_file.read_text()).get("base", {})
+    # A run/HF base is identified by its weights (base_weights below), not by where it lies: moving it changes nothing.
     parts = {"trainable": file_digest(model_dir / TRAINABLE_FILE) if (model_dir / TRAINABLE_FILE).is_file() else None,
-             "base": base}
+             "base": {"kind": base.get("kind")} if base.get("kind") in ("run", "hf") else base}
     if base.get("kind") in ("run", "hf") and base.get("path"):
         from lntune.errors import LntuneError
         from lntune.run_refs import resolve_ref
@@ -70,7 +71,7 @@ def model_fingerprint(model_dir) -> str:
         try:
             parts["base_weights"] = model_fingerprint(resolve_ref(base["path"], model_dir, "base model", run_file))
         except LntuneError:  # the base has gone: its reference is all there is
-            parts["base_weights"] = None
+            parts["base"], parts["base_weights"] = base, None
     return _hash(parts)
 
 

@@ -34,6 +34,21 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
+def replace_folder(out: Path, write) -> Path:
+    """Call `write(tmp)` on this process's temporary sibling of `out`, then put it in place of `out`."""
+    out = Path(out)
+    tmp = temp_name(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def remove_stale_temps(folder: Path, prefix: str) -> None:
     """Delete leftovers `PREFIX*.tmp*` of killed writers in `folder` (call only while holding its lock)."""
     if not folder.is_dir():

@@ -54,8 +54,9 @@ def require_same_inputs(out: Path, config: RunConfig) -> None:
         change = stage_change(before, now)
     else:  # a run that predates inputs.json: its config is all there is to compare
         recorded = json.loads((out / "lntune.json").read_text()).get("config", {})
-        change = first_difference({k: v for k, v in flat_config(recorded).items() if k not in BOOKKEEPING},
-                                  now["config"])
+        old = {k: v for k, v in flat_config(recorded).items() if k not in BOOKKEEPING}
+        # keys added to lntune after that run was made are not differences
+        change = first_difference(old, {k: v for k, v in now["config"].items() if k in old})
     if change:
         raise LntuneError(f"{out} holds a finished run trained from other inputs ({change}); use another output "
                           "folder, or delete this one to train it again")

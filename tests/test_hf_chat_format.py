@@ -58,11 +58,10 @@ def test_hf_multimodal_messages_generate_what_lntune_chat_answers(inputs, tmp_pa
     assert processor.tokenizer.decode(new, skip_special_tokens=True).strip() == lntune_answer
 
     # the same prompt as lntune renders from its own string form, and the same tokens from lntune's generator
-    _, lntune_processor = load_mllm(run)
+    lntune_model, lntune_processor = load_mllm(run)
     assert prompt == render_prompt(lntune_processor, [{"role": "user", "content": "<image>\n" + QUESTION}])
     from lntune.eval.generate import generate_tokens
 
-    lntune_model, _ = load_mllm(run)
     assert generate_tokens(lntune_model, lntune_processor, [prompt], [Image.open(image_path).convert("RGB")],
                            max_new_tokens=NEW_TOKENS) == [new]
 

@@ -158,6 +158,7 @@ class LlavaDataset(Dataset):
                     kept.append(i)
                     bar.update(1)
         self.stats["images_decoded"], self.stats["image_check_s"] = len(self._image_problems), round(decode_seconds, 3)
+        self._image_problems = {}  # only the start-up check needs it; DataLoader workers would each carry a copy
         self.stats["dropped_too_long"] = len(too_long)
         if too_long:
             log.warning("dropped %d samples over max_length=%d (truncation=%s), e.g. %s",

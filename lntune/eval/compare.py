@@ -60,10 +60,11 @@ def _applies(name: str, metric: str, units: list[dict]) -> bool:
 def align_units(units_a: list[dict], units_b: list[dict], label: str) -> list[dict]:
     """B's records in A's order; a clear error when the two do not cover the same questions."""
     keys_a = [_key(u) for u in units_a]
+    set_a = set(keys_a)
     by_key_b = {_key(u): u for u in units_b}
     only_a = [k for k in keys_a if k not in by_key_b]
-    only_b = [k for k in by_key_b if k not in set(keys_a)]
-    if only_a or only_b or len(by_key_b) != len(units_b) or len(set(keys_a)) != len(keys_a):
+    only_b = [k for k in by_key_b if k not in set_a]
+    if only_a or only_b or len(by_key_b) != len(units_b) or len(set_a) != len(keys_a):
         raise LntuneError(f"{label}: the two evaluations scored different questions ({len(only_a)} only in A, "
                           f"first: {first_few(only_a) if only_a else '-'}; {len(only_b)} only in B, first: "
                           f"{first_few(only_b) if only_b else '-'}); a paired comparison needs the same ones")

@@ -16,16 +16,17 @@ to a folder is allowed: each task's data is pinned when it is first evaluated.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.eval.intervals import UNITS_DIR
 from lntune.fingerprint import model_fingerprint, tree_fingerprint
+from lntune.jsonio import load_json
 
 INPUTS_FILE = "eval_inputs.json"
 # What an evaluation writes into its folder (besides one sub-folder per task); --overwrite removes only these.
-_OUTPUTS = ("predictions", "eval_config.json", "metrics.json", "results.md", "timing.json", INPUTS_FILE)
+_OUTPUTS = ("predictions", "eval_config.json", "metrics.json", "results.md", "timing.json", INPUTS_FILE, UNITS_DIR)
 
 
 def eval_inputs(model_dir, data_root, image_root, tasks) -> dict:
@@ -63,7 +64,7 @@ def pin_evaluation(out_dir, inputs: dict, overwrite: bool = False, how_to_restar
 
 def read_pins(out_dir) -> dict | None:
     path = Path(out_dir) / INPUTS_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return load_json(path, "evaluation inputs") if path.is_file() else None
 
 
 def record_pins(out_dir, pins: dict) -> None:

@@ -14,7 +14,6 @@ run (a cache key under $LNTUNE_HOME, or relative to the run + absolute; lntune/r
 """
 
 import json
-import shutil
 from pathlib import Path
 
 from lntune.errors import LntuneError
@@ -124,12 +123,10 @@ def _copy_into(param, value) -> None:
 
 def save_mllm(model, processor, out) -> Path:
     """Write a full HF checkpoint (+ processor) atomically: a temp folder renamed into place."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    from lntune.locks import replace_folder
+
+    def write(tmp):
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+
+    return replace_folder(Path(out), write)

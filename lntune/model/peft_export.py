@@ -15,10 +15,11 @@ gets its base written too, with `--base-out`.
 
 from __future__ import annotations
 
-import shutil
+
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import replace_folder
 
 ADAPTER = "default"
 _SAVED_WHOLE = {"multi_modal_projector": "projector", "embed_tokens": "word embeddings", "lm_head": "output head"}
@@ -104,10 +105,4 @@ def export_peft(run_dir, out, base_out=None) -> Path:
             filled += 1
     if not filled:
         raise LntuneError("--format peft: the adapter holds no tensors")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return replace_folder(out, peft_model.save_pretrained)

@@ -162,7 +162,9 @@ def _train(config: RunConfig, resume: bool) -> Path:
             group = [next(batches) for _ in range(t.grad_accum)]
             loss_value, grad_norm, tokens = _optimizer_step(accelerator, wrapper, optimizer, group, params, t.max_grad_norm,
                                                             layout)
-            if not guard.before_update(step + 1, loss_value, grad_norm):
+            # Under fp16 the grad scaler skips overflowing steps itself (and must see them): guard the loss only.
+            guarded_norm = None if getattr(accelerator, "scaler", None) is not None else grad_norm
+            if not guard.before_update(step + 1, loss_value, guarded_norm):
                 grads.record(step + 1)
                 optimizer.step()
                 guard.after_update(step + 1, params, accelerator)

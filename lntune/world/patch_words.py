@@ -69,8 +69,9 @@ class PatchWords:
 
         return F.normalize(self.head(patches), dim=-1)
 
-    def logits(self, patches):
-        z = self.log_scale.exp() * self.directions(patches)
+    def logits(self, z):
+        """(content, colour) logits of head directions `z` (from `directions`)."""
+        z = self.log_scale.exp() * z
         return z @ self.content_words.T, z @ self.color_words.T
 
     def loss(self, idx, patches):
@@ -78,7 +79,9 @@ class PatchWords:
 
         z = self.directions(patches)
         content = self.content_targets[idx]
-        content_logits, color_logits = self.log_scale.exp() * z @ self.content_words.T, self.log_scale.exp() * z @ self.color_words.T
+        # two separate products (not one shared scaled z): the trained towers' bits depend on this graph
+        content_logits = self.log_scale.exp() * z @ self.content_words.T
+        color_logits = self.log_scale.exp() * z @ self.color_words.T
         loss = (F.cross_entropy(content_logits.flatten(0, 1), content.flatten())
                 + F.cross_entropy(color_logits.flatten(0, 1), self.color_targets[idx].flatten(), ignore_index=-100))
         if self.cosine_weight:
@@ -87,10 +90,11 @@ class PatchWords:
 
     def accuracy(self, patches, content, color) -> dict:
         """How often the head's nearest content / colour word is right, on held-out patches."""
-        content_logits, color_logits = self.logits(patches)
+        z = self.directions(patches)
+        content_logits, color_logits = self.logits(z)
         hit = content_logits.argmax(-1) == content
         objects = color != -100
-        cosine = (self.directions(patches) * self.content_words[content]).sum(-1)
+        cosine = (z * self.content_words[content]).sum(-1)
         return {"patch_word_accuracy": round(float(hit.float().mean()), 4),
                 "patch_word_cosine_objects": round(float(cosine[objects].mean()), 4),
                 "patch_word_accuracy_objects": round(float(hit[objects].float().mean()), 4),

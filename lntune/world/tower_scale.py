@@ -29,14 +29,19 @@ def scale_hidden_states(vision, factor: float) -> None:
                 linear.bias.mul_(factor)
 
 
-def match_token_norm(vision, pixels, target_norm: float, layer: int = -1, chunk: int = 256) -> float:
-    """Scale `vision` so that the mean L2 norm of its patch tokens at `layer` (CLS excluded) over `pixels` is
-    `target_norm`. Returns the factor applied."""
+def patch_tokens(vision, pixels, layer: int = -1, chunk: int = 256):
+    """The patch tokens (CLS dropped) of `vision` at `layer` for `pixels`, in chunks: (images, patches, hidden)."""
     import torch
 
     with torch.no_grad():
-        norms = torch.cat([vision(pixel_values=pixels[k:k + chunk], output_hidden_states=True).hidden_states[layer][:, 1:]
-                           .norm(dim=-1).flatten() for k in range(0, len(pixels), chunk)])
-    factor = target_norm / float(norms.mean())
+        return torch.cat([vision(pixel_values=pixels[k:k + chunk], output_hidden_states=True).hidden_states[layer][:, 1:]
+                          for k in range(0, len(pixels), chunk)])
+
+
+def match_token_norm(vision, pixels, target_norm: float, layer: int = -1, chunk: int = 256) -> float:
+    """Scale `vision` so that the mean L2 norm of its patch tokens at `layer` (CLS excluded) over `pixels` is
+    `target_norm`. Returns the factor applied."""
+    norm = patch_tokens(vision, pixels, layer, chunk).norm(dim=-1).flatten().mean()
+    factor = target_norm / float(norm)
     scale_hidden_states(vision, factor)
     return factor

@@ -28,7 +28,7 @@ from lntune.world.presets import PRESETS, TowerPreset
 from lntune.world.scenes import Scene
 from lntune.world.patch_words import PatchWords, patch_targets
 from lntune.world.tower_objectives import PATCH_LAYER, Classification, Contrastive
-from lntune.world.tower_scale import match_token_norm
+from lntune.world.tower_scale import match_token_norm, patch_tokens
 from lntune.world.word_space import embedded_word_space, world_words
 
 TOWER_VERSION = 3
@@ -162,7 +162,7 @@ def train_tower(world_dir, out, objective: str = "contrastive", seed: int = 0, s
         metrics.update(task.metrics(held_pixels))
     if patch_words is not None:
         with torch.no_grad():
-            metrics.update(patch_words.accuracy(_patch_tokens(task.vision, held_pixels),
+            metrics.update(patch_words.accuracy(patch_tokens(task.vision, held_pixels, PATCH_LAYER),
                                                 *held_targets))
     metrics["token_scale"] = round(match_token_norm(task.vision, pixels, words.token_norm, PATCH_LAYER), 6)
     metrics.update(probe(task.vision, pixels, train, held_pixels, held, world, seed))
@@ -253,15 +253,6 @@ def probe(vision, pixels, train, held_pixels, held, world, seed, steps: int = 20
             "probe_cell_color_accuracy": round(float(col_acc), 4)}
 
 
-def _patch_tokens(vision, pixels):
-    """The patch tokens a world-config projector reads (layer PATCH_LAYER, CLS dropped): (images, patches, hidden)."""
-    import torch
-
-    with torch.no_grad():
-        return torch.cat([vision(pixel_values=pixels[k:k + 256], output_hidden_states=True).hidden_states[PATCH_LAYER][:, 1:]
-                          for k in range(0, len(pixels), 256)])
-
-
 def word_probe(vision, pixels, held_pixels, words, train_targets, held_targets) -> dict:
     """Can a linear projector turn this tower's patch tokens into the LLM's words? A least-squares linear map
     from training patch tokens to the LLM input embedding of each patch's content word, scored on held-out
@@ -274,7 +265,8 @@ def word_probe(vision, pixels, held_pixels, words, train_targets, held_targets) 
         x = x.flatten(0, 1)
         return torch.cat([x, torch.ones(len(x), 1)], dim=1)
 
-    x, hx = with_bias(_patch_tokens(vision, pixels)), with_bias(_patch_tokens(vision, held_pixels))
+    x = with_bias(patch_tokens(vision, pixels, PATCH_LAYER))
+    hx = with_bias(patch_tokens(vision, held_pixels, PATCH_LAYER))
     content, _ = train_targets
     held_content, held_color = held_targets
     mapping = torch.linalg.lstsq(x, words.content[content.flatten()], driver="gelsd").solution
