@@ -46,6 +46,7 @@ class ModelConfig:
     projector_init_scale: float = 1.0  # multiplies the fresh projector's initial weights (stage 1 only)
     projector_init: str = "random"  # random (the paper's) | caption_alignment (warm start from the stage-1 captions)
     projector_init_steps: int = 600  # steps of the caption_alignment warm start (seconds; no LLM forward)
+    projector_init_rounds: int = 4  # its self-training rounds (each token refitted onto its nearest caption word)
 
 
 @dataclass
@@ -125,7 +126,8 @@ class RunConfig:
 
 # Every numeric key and its allowed range (low, high, high included?); None values (where allowed) are not checked.
 RANGES = {
-    "model.projector_init_scale": (0, None), "model.projector_init_steps": (1, None), "model.seed": (0, None),
+    "model.projector_init_scale": (0, None), "model.projector_init_steps": (1, None),
+    "model.projector_init_rounds": (0, None), "model.seed": (0, None),
     "world.seed": (0, None),
     "data.max_samples": (1, None), "data.max_length": (1, None), "data.num_workers": (0, None),
     "train.epochs": (1, None), "train.max_steps": (1, None), "train.batch_size": (1, None), "train.grad_accum": (1, None),

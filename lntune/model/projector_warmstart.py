@@ -15,7 +15,14 @@ words the LLM already reads, before the usual stage-1 training:
   image's score with its own caption towards 1, so that an image token becomes nearly the word it shows
   rather than only nearer to it than to other words.
 
-Only the projector (and a temperature) train; no LLM forward or backward is needed, so a few hundred steps take
+The contrastive phase leaves each image token between several words of its caption (an object's token between
+its colour, its size and its name). A second phase sharpens it by self-training, still on the captions alone:
+every image token is assigned the word of its own caption it is already closest to, and the projector is refitted
+by ridge regression to put each token onto its assigned word's embedding; a few rounds settle. On the world's
+tower this raises the cosine of object tokens with their category word from ~0.56 to ~0.94 (a projector fitted to
+the world's annotations reaches 0.95), which is what lets a small LLM read them after a short stage 2.
+
+Only the projector (and a temperature) train; no LLM forward or backward is needed, so the warm start takes
 seconds. Afterwards the projector is scaled so that image tokens have the mean norm of the LLM's input
 embeddings. `model.projector_init: caption_alignment` in a stage-1 config turns it on (default `random`, the
 paper's). It changes where stage 1 starts, not what it optimises.
@@ -74,8 +81,33 @@ def patch_tokens(model, pixel_values, chunk: int = 256):
     return torch.cat(out).float()
 
 
+def assign_caption_words(image_tokens, tokens, weights, chunk: int = 256):
+    """For every image token (N, patches, D), the index into its own caption's `tokens` (N, L) of the caption
+    token whose embedding direction `image_tokens` is closest to (padding, weight 0, never chosen)."""
+    import torch
+
+    out = []
+    for k in range(0, len(image_tokens), chunk):
+        sim = torch.einsum("npd,nld->npl", image_tokens[k:k + chunk], tokens[k:k + chunk])
+        out.append(sim.masked_fill((weights[k:k + chunk] <= 0)[:, None, :], -2.0).argmax(-1))
+    return torch.cat(out)
+
+
+def refit_to_words(features, targets, ridge: float = 1e-3):
+    """Ridge least squares (weight, bias) with features (n, H) @ weight.T + bias ≈ targets (n, D); `ridge` is
+    relative to the mean diagonal of the normal matrix."""
+    import torch
+
+    x = torch.cat([features, torch.ones(len(features), 1)], 1).double()
+    normal = x.T @ x
+    normal += ridge * normal.diagonal().mean() * torch.eye(len(normal), dtype=normal.dtype)
+    solution = torch.linalg.solve(normal, x.T @ targets.double()).float()
+    return solution[:-1].T.contiguous(), solution[-1].contiguous()
+
+
 def align_projector(model, processor, records: list[dict], image_folder, steps: int = 600, lr: float = 3e-3,
-                    batch_size: int = 64, match_weight: float = 2.0, seed: int = 0, progress: bool = True) -> dict:
+                    batch_size: int = 64, match_weight: float = 2.0, rounds: int = 4, seed: int = 0,
+                    progress: bool = True) -> dict:
     """Train `model`'s linear projector in place on (image, caption) alignment; returns a few statistics."""
     import torch
     import torch.nn.functional as F
@@ -120,7 +152,13 @@ def align_projector(model, processor, records: list[dict], image_folder, steps: 
             optimizer.step()
             loss_value = loss.item()
     with torch.no_grad():
+        weight, bias = weight.detach(), bias.detach()
+        for _ in range(rounds):  # self-training: each token onto the caption word it is nearest to
+            nearest = assign_caption_words(F.normalize(projector(features), dim=-1), words[tokens], weights)
+            targets = embeddings[tokens.gather(1, nearest.flatten(1))]
+            weight, bias = refit_to_words(features.flatten(0, 1), targets.flatten(0, 1))
         scale = embeddings.norm(dim=-1).mean() / projector(features.flatten(0, 1)).norm(dim=-1).mean()
         linear.weight.copy_((weight * scale).to(linear.weight.dtype))
         linear.bias.copy_((bias * scale).to(linear.bias.dtype))
-    return {"steps": steps, "final_loss": round(loss_value, 4), "pairs": len(records), "scale": round(float(scale), 6)}
+    return {"steps": steps, "final_loss": round(loss_value, 4), "rounds": rounds, "pairs": len(records),
+            "scale": round(float(scale), 6)}

@@ -207,10 +207,11 @@ def _warm_start_projector(config, model, processor, dataset, main) -> None:
     if len(records) > WARM_START_PAIRS:  # the features of every pair are held in memory at once
         records = random.Random(config.model.seed).sample(records, WARM_START_PAIRS)
     stats = align_projector(model, processor, records, config.data.image_folder,
-                            steps=config.model.projector_init_steps, seed=config.model.seed, progress=main)
+                            steps=config.model.projector_init_steps, rounds=config.model.projector_init_rounds,
+                            seed=config.model.seed, progress=main)
     if main:
         print(f"lntune: projector warm start from {stats['pairs']} caption pairs, {stats['steps']} steps, "
-              f"alignment loss {stats['final_loss']}")
+              f"alignment loss {stats['final_loss']}, {stats['rounds']} self-training rounds")
 
 
 def _optimizer_step(accelerator, wrapper, optimizer, group, params, max_grad_norm, layout="replicated"):
