@@ -9,7 +9,7 @@ to DIR/images/; see docs/world.md):
     world.json                       ground truth: every image's split, pool, objects; statistics
     images/*.png                     train_*.png for training, <benchmark>_*.png for evaluation
     pretrain.json                    stage-1 caption pairs (LLaVA pretrain format)
-    instruct/{conversation,detail,complex_reasoning,mixed}.json   LLaVA-Instruct format
+    instruct/{conversation,detail,complex_reasoning,vqa,mixed}.json   LLaVA-Instruct format
     eval/pope/coco_pope_{random,popular,adversarial}.json
     eval/mme/{existence,count,position,color}/*.png + *.txt
     eval/vqav2/{questions,annotations}.json
@@ -37,10 +37,10 @@ from lntune.world.render import render_scene
 from lntune.world.scenes import (BACKGROUNDS, CATEGORIES, COLORS, SIZES, THEMES, Scene, by_frequency,
                                  category_statistics, position_names, sample_scene)
 
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 """Bump whenever the generated files change for the same preset and seed (cache keys include it)."""
 
-INSTRUCT_TYPES = ("conversation", "detail", "complex_reasoning")
+INSTRUCT_TYPES = ("conversation", "detail", "complex_reasoning", "vqa")
 
 
 def _rng(seed: int, *names: str) -> random.Random:
@@ -152,11 +152,13 @@ def _write_all(out: Path, p: WorldPreset, seed: int, progress: bool):
                 [instruct.pretrain_sample(f"{s.image_id:06d}", s, rng) for s in train])
 
     typed = {}
-    for kind, prefix in zip(INSTRUCT_TYPES, ("conv", "detail", "reason")):
+    for kind, prefix in zip(INSTRUCT_TYPES, ("conv", "detail", "reason", "vqa")):
         rng = _rng(seed, "instruct", kind)
         scenes = _cycle_sample(train, p.instruct_per_type, rng)
         if kind == "conversation":
             samples = [instruct.conversation_sample(f"{prefix}-{k:06d}", s, rng, grid) for k, s in enumerate(scenes)]
+        elif kind == "vqa":
+            samples = [instruct.vqa_sample(f"{prefix}-{k:06d}", s, rng, grid) for k, s in enumerate(scenes)]
         elif kind == "detail":
             samples = [instruct.detail_sample(f"{prefix}-{k:06d}", s, rng) for k, s in enumerate(scenes)]
         else:

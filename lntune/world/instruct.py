@@ -252,6 +252,31 @@ def styled_pair(scene: Scene, rng: random.Random, grid: int):
     return topic, q, full
 
 
+VQA_QUESTIONS = {"exists": 4.0, "color_yes_no": 2.0, "color": 1.5, "count": 1.0, "count_yes_no": 0.5, "where": 1.0,
+                 "what_at": 1.0, "size": 0.5, "background": 0.3}
+"""Question kinds of the short-answer VQA type and their weights: existence and attribute checks first, half of
+the yes/no ones answered "No", as in the academic VQA data of LLaVA-1.5's instruction mix."""
+
+
+def vqa_sample(sample_id: str, scene: Scene, rng: random.Random, grid: int) -> dict:
+    """Several short-answer questions about one image, each with a short-answer instruction (LLaVA-1.5's format
+    for VQAv2 and GQA): "Is there a kite in the image?\nAnswer the question using a single word or phrase." -> "No"."""
+    kinds = list(VQA_QUESTIONS)
+    n_questions = rng.choice([4, 5, 6])
+    pairs, asked = [], set()
+    for _ in range(4 * n_questions):
+        got = ask(scene, rng, rng.choices(kinds, weights=list(VQA_QUESTIONS.values()))[0], grid)
+        if got is None or got[1] in asked:
+            continue
+        q, full, short, yes_no = got
+        asked.add(full)
+        suffix = rng.choice(YESNO_SUFFIXES) if yes_no and rng.random() < 0.4 else rng.choice(SHORT_SUFFIXES)
+        pairs.append((q + suffix, short))
+        if len(pairs) == n_questions:
+            break
+    return _sample(sample_id, scene, pairs)
+
+
 def pretrain_sample(sample_id: str, scene: Scene, rng: random.Random) -> dict:
     caption = L.coco_caption(scene, rng) if rng.random() < 0.5 else L.flickr_caption(scene, rng)
     prompt = rng.choice(PRETRAIN_PROMPTS)
