@@ -1,9 +1,11 @@
 """No import cycle among lntune's modules, nor among its sub-packages (lntune/X/).
 
 Imports are read from the source with `ast` (nothing is imported); those under `if TYPE_CHECKING:` do not
-count. Between modules, the imports that run when a module is imported count (a function's own imports are
-deliberately lazy); between sub-packages, every import counts, a function's too: a package that needs
-another must not be needed by it.
+count. Between modules, the imports that run when a module is imported must form no cycle; with a
+function's own (lazy) imports added, only the cycles listed in KNOWN_LAZY_MODULE_CYCLES. Between
+sub-packages every import counts, a function's too: a package that needs another must not be needed by it.
+
+    python -m pytest tests/test_import_cycles.py
 """
 
 import ast
@@ -87,6 +89,11 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """One cycle (as a path that returns to its start) per strongly connected group of more than one node."""
+    return [_cycle_in(graph, group) for group in cyclic_groups(graph)]
+
+
+def cyclic_groups(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected groups of more than one node: each holds at least one cycle."""
     index, low, stack, on_stack, groups = {}, {}, [], set(), []
 
     def visit(node):  # Tarjan's strongly connected components
@@ -113,7 +120,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     for node in sorted(graph):
         if node not in index:
             visit(node)
-    return [_cycle_in(graph, group) for group in groups]
+    return groups
 
 
 def _cycle_in(graph, group: set) -> list[str]:
@@ -163,3 +170,17 @@ def test_lntune_packages_import_no_cycle():
     graph = package_graph(import_graph(lazy=True))
     assert {"lntune.train", "lntune.data", "lntune.model", "lntune.bench"} <= set(graph)
     assert find_cycles(graph) == []
+
+
+# Cycles through a function's own (lazy) import, known and left to untangle: the scorers call score_units,
+# whose registry of benchmarks imports the scorers' summaries back. A new lazy cycle fails the test below,
+# and so does one of these once it is gone (then delete it here).
+KNOWN_LAZY_MODULE_CYCLES = [
+    {"lntune.eval.intervals", "lntune.eval.metrics.caption", "lntune.eval.metrics.mme", "lntune.eval.metrics.pope",
+     "lntune.eval.metrics.vqav2", "lntune.eval.resampled_scores", "lntune.eval.tasks.base"},
+]
+
+
+def test_lazy_imports_add_no_module_cycle_but_the_known_ones():
+    groups = cyclic_groups(import_graph(lazy=True))
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, KNOWN_LAZY_MODULE_CYCLES))
