@@ -8,7 +8,8 @@
     from lntune.train.loop import Trainer, train
     out = train(config)                    # = Trainer(config).run() under the output folder's lock
     trainer = Trainer(config).setup()      # or its parts: start(), build_model(), load_data(), prepare()
-    result = trainer.step(trainer.micro_batch_group())   # one optimizer step; `lntune bench` times exactly this
+    batches = iter(trainer.loader(trainer.epoch_plan(0), epoch=0))
+    result = trainer.step([next(batches)])  # one optimizer step (grad_accum micro-batches); `lntune bench` times it
 
 `setup()` reads top to bottom: start accelerate and seed, build the model, apply the strategy, build the
 data and the optimizer, resume if asked. `step()` runs `grad_accum` micro-batches, clips, checks for
