@@ -1,26 +1,20 @@
-"""Can the LLM side answer the world's POPE questions when the vision side is perfect? Two text probes.
+"""Can the LLM side answer the world's POPE questions when the vision side is perfect? A text probe.
 
     python scripts/pope_probe.py text [--world DIR] [--per-split 40]    # the embedded LLM alone, scene given as text
-    python scripts/pope_probe.py text-tuned [--steps 16] [--lr 2e-3]     # the same after LayerNorm tuning on text scenes
 
-Both score each question by log P(yes) - log P(no) of the first answer token ("Yes"/"yes" vs "No"/"no",
-lntune.analysis.grounding) and report the ROC AUC of that score against the labels (0.5: no information),
+It scores each question by log P(yes) - log P(no) of the first answer token ("Yes"/"yes" vs "No"/"no",
+lntune.analysis.grounding) and reports the ROC AUC of that score against the labels (0.5: no information),
 plus the accuracy of answering "yes" when it is positive. Whether a trained MLLM reads the image is
 `lntune analyze grounding` (true vs shuffled images).
 
-- `text`: SmolLM2-135M-Instruct with the scene written out ("The image shows a small red ball, ...") before
-  the question: how well the LLM itself answers when the vision side is perfect.
-- `text-tuned`: first tunes what the `layernorm` strategy tunes inside the LLM (decoder norms, embeddings and
-  the tied head) for `--steps` steps of lntune's AdamW on 16 yes/no existence questions about the world's
-  training scenes, given as text in the world configs' ChatML template, then scores as `text`: whether a
-  LayerNorm-sized budget can teach the answer when the vision side is perfect.
+The probe gives SmolLM2-135M-Instruct the scene written out ("The image shows a small red ball, ...") before
+the question: how well the LLM itself answers when the vision side is perfect.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 import torch
@@ -77,94 +71,17 @@ def text_probe(world: Path, per_split: int) -> None:
         print(report(f"scene as text{suffix or ' (question as asked)'}", scores, labels))
 
 
-def yes_no_samples(world: Path, seed: int = 0) -> list[tuple[str, str]]:
-    """(question with the scene as text, "Yes"/"No"): two existence questions per training scene, worded as the
-    world's POPE questions, half of them about an absent category."""
-    from lntune.world.benchmarks import pope_question
-
-    meta = json.loads((world / "world.json").read_text())
-    rng = random.Random(seed)
-    samples = []
-    for scene in (s for s in meta["images"] if s["split"] == "train"):
-        present = sorted({o["category"] for o in scene["objects"]})
-        for _ in range(2):
-            yes = rng.random() < 0.5
-            category = rng.choice(present if yes else [c for c in meta["categories"] if c not in present])
-            samples.append((f"{scene_text(scene)}\n{pope_question(0, scene['file'], category, '')['text']}",
-                            "Yes" if yes else "No"))
-    rng.shuffle(samples)
-    return samples
-
-
-def yes_no_batch(tokenizer, pairs: list[tuple[str, str]]) -> dict:
-    """A padded training batch of (question, answer) pairs: the loss is on the answer and its <|im_end|> only."""
-    from lntune.data.collate import LlavaCollator
-
-    items = []
-    for question, answer in pairs:
-        prompt = tokenizer(_chat_prompt(tokenizer, question), add_special_tokens=False).input_ids
-        target = tokenizer(answer + "<|im_end|>", add_special_tokens=False).input_ids
-        items.append({"input_ids": torch.tensor(prompt + target), "labels": torch.tensor([-100] * len(prompt) + target),
-                      "attention_mask": torch.ones(len(prompt) + len(target), dtype=torch.long)})
-    return LlavaCollator(tokenizer.pad_token_id)(items)
-
-
-def layernorm_side_parameters(llm) -> list:
-    """What the `layernorm` strategy trains inside a bare causal LM: its decoder blocks' norms and the (tied)
-    embeddings; the final norm stays frozen, as in the strategy's default."""
-    from lntune.strategies import is_norm
-
-    norms = [p for block in llm.model.layers for m in block.modules() if is_norm(m) for p in m.parameters()]
-    return norms + list(llm.get_input_embeddings().parameters())
-
-
-def text_tuned_probe(world: Path, per_split: int, steps: int, lr: float, batch: int = 16) -> None:
-    from types import SimpleNamespace
-
-    from transformers import get_cosine_schedule_with_warmup
-
-    from lntune.data.templates import ensure_chat_template
-    from lntune.train.optim import make_optimizer
-
-    tokenizer, model = _embedded_llm()
-    ensure_chat_template(tokenizer, "chatml")  # as the world configs render: no default system message
-    print(report("before tuning", *score_text_pope(model, tokenizer, world, per_split)))
-    model.requires_grad_(False)
-    params = layernorm_side_parameters(model)
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = make_optimizer(params, SimpleNamespace(lr=lr, weight_decay=0.0))
-    scheduler = get_cosine_schedule_with_warmup(optimizer, 0, steps)
-    samples = yes_no_samples(world)
-    model.train()
-    for step in range(steps):
-        loss = model(**yes_no_batch(tokenizer, samples[step * batch:(step + 1) * batch])).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)  # lntune's train.max_grad_norm default
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        print(f"step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
-    model.eval()
-    print(report(f"after {steps} steps", *score_text_pope(model, tokenizer, world, per_split)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=["text", "text-tuned"])
+    parser.add_argument("probe", choices=["text"])
     parser.add_argument("--world", type=Path, help="the world directory (default: the quick world, generated if missing)")
     parser.add_argument("--per-split", type=int, default=40)
-    parser.add_argument("--steps", type=int, default=16, help="text-tuned: optimizer steps of 16 questions")
-    parser.add_argument("--lr", type=float, default=2e-3, help="text-tuned: peak learning rate (cosine decay)")
     args = parser.parse_args()
     if args.world is None:
         from lntune.world.cache import ensure_world
 
         args.world = ensure_world("quick", 0, progress=False)
-    if args.probe == "text":
-        text_probe(args.world, args.per_split)
-    else:
-        text_tuned_probe(args.world, args.per_split, args.steps, args.lr)
+    text_probe(args.world, args.per_split)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from lntune.reproduce.experiments import ReproducePreset, plan
 from lntune.reproduce.paper_values import claims
 from lntune.reproduce.runner import reproduce
-from tiny_models import SPECIALS, TEXT_DIMS, save_tiny_vision
+from tiny_models import SPECIALS, TEXT_DIMS, save_tiny_vision, word_level_llama
 
 pytestmark = pytest.mark.slow
 
@@ -17,8 +17,6 @@ pytestmark = pytest.mark.slow
 def save_world_llm(path, world):
     """A tiny random Llama whose word-level tokenizer knows every word of the world's training texts, so
     label masking round-trips them (the tests' generic tiny tokenizer would turn them into <unk>)."""
-    from lntune.analysis.bench_presets import word_level_llama
-
     words = {"user", "assistant", "system"}
     for name in ["pretrain.json", *(f"instruct/{t}.json" for t in ("conversation", "detail", "complex_reasoning"))]:
         for record in json.loads((world / name).read_text()):

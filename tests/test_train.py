@@ -162,3 +162,26 @@ def test_lora_run_exports_to_plain_transformers(inputs, tmp_path):
                                                             return_tensors="pt")
     with torch.no_grad():
         assert torch.allclose(model(**batch).logits, plain(**batch).logits, atol=1e-5)
+
+
+def test_build_dataset_applies_every_data_option(inputs, tmp_path):
+    from lntune.data.dataset import build_dataset
+    from lntune.train.loop import build_model
+
+    config = _config(inputs, tmp_path)
+    _, processor = build_model(config)
+    full = build_dataset(config.data, processor, seed=0)
+    longest = max(full.lengths)
+    assert len(full) == 24 and min(full.lengths) < longest
+
+    def dataset(**options):
+        data = json.loads(json.dumps(inputs))
+        data["data"].update(options)
+        return build_dataset(load_config(data=data).data, processor, seed=0)
+
+    assert len(dataset(max_samples=10)) == 10
+    dropped = dataset(max_length=longest - 3)
+    cut = dataset(max_length=longest - 3, truncation="text")
+    assert len(dropped) < len(full) == len(cut) and max(cut.lengths) == longest - 3
+    with pytest.raises(LntuneError, match="data_types: no sample of type 'detail'"):
+        dataset(data_types=["detail"])

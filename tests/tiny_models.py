@@ -16,20 +16,38 @@ TEXT_DIMS = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_
                  num_key_value_heads=1, head_dim=8)
 
 
-def tiny_tokenizer():
+def word_level_tokenizer(vocabulary: list[str]):
+    """A tokenizer over whole words: `vocabulary` starts with <unk>, <s>, </s> (ids 0-2), words split on
+    whitespace, ChatML's markers added as special tokens."""
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + list(WORDS))}
-    for filler in range(VOCAB_SIZE - len(vocab)):
-        vocab[f"w{filler}"] = len(vocab)
+    vocab = {tok: i for i, tok in enumerate(vocabulary)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    return tok
+
+
+def tiny_tokenizer():
+    words = SPECIALS + list(WORDS)
+    tok = word_level_tokenizer(words + [f"w{filler}" for filler in range(VOCAB_SIZE - len(words))])
     assert len(tok) == VOCAB_SIZE
     return tok
+
+
+def word_level_llama(vocabulary: list[str], text_dims: dict, tie_word_embeddings: bool = False, seed: int = 0):
+    """(random LlamaForCausalLM, its word-level tokenizer over `vocabulary`), to run the real pipeline in seconds."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = word_level_tokenizer(vocabulary)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocabulary), tie_word_embeddings=tie_word_embeddings,
+                                         bos_token_id=1, eos_token_id=2, max_position_embeddings=512, **text_dims))
+    return model, tokenizer
 
 
 def text_config(arch="llama", tie=False):

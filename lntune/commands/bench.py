@@ -39,12 +39,12 @@ def register(subparsers):
 def run(args) -> int:
     from pathlib import Path
 
-    from lntune.analysis.bench import (DEFAULT_BASELINES, DEFAULT_VARIANTS, VARIANTS, default_strategies, format_table,
-                                       plot_chart, public_json, run_bench)
+    from lntune.bench.runner import (DEFAULT_BASELINES, DEFAULT_VARIANTS, VARIANTS, default_strategies, format_table,
+                                     plot_chart, public_json, run_bench)
 
     strategies = _names(args.strategies, default_strategies(args.preset))
     baselines = _names(args.baselines, DEFAULT_BASELINES)
-    from lntune.analysis.bench_presets import PAPER_PRESETS
+    from lntune.bench.presets import PAPER_PRESETS
 
     variants = _names(args.variants, () if args.preset in PAPER_PRESETS else DEFAULT_VARIANTS)
     unknown = [v for v in variants if v not in VARIANTS]

@@ -162,7 +162,7 @@ class _Encoder:
         if used != "own":
             report.notes.append(f"the tokenizer has no chat template; checked with lntune's {used!r}")
         if self.processor is not None:
-            from lntune.model.build import num_image_tokens
+            from lntune.data.conversation import num_image_tokens
 
             self.image_token, self.count = self.processor.image_token, num_image_tokens(self.processor)
         else:

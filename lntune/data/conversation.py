@@ -117,6 +117,16 @@ def expand_image_tags(messages: list[dict], image_token: str, count: int) -> lis
     return [{**m, "content": m["content"].replace(IMAGE_TAG, image_token * count)} for m in messages]
 
 
+def num_image_tokens(processor) -> int:
+    """How many `<image>` tokens one image becomes in the LLM's input."""
+    from PIL import Image
+
+    pixels = processor.image_processor(Image.new("RGB", (32, 32)), return_tensors="pt")["pixel_values"]
+    height, width = pixels.shape[-2:]
+    count = (height // processor.patch_size) * (width // processor.patch_size) + processor.num_additional_image_tokens
+    return count - 1 if processor.vision_feature_select_strategy == "default" else count
+
+
 def _history_messages(history) -> list[dict]:
     messages = []
     for item in history or []:

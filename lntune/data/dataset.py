@@ -14,8 +14,9 @@ batching); items are re-encoded in `__getitem__`.
   would cut image tokens or leave nothing supervised (then the sample is dropped). Drops are counted;
 - `on_bad_sample="error"` raises on the first bad sample, naming it; "skip" logs each and the total.
 
-    from lntune.data.dataset import LlavaDataset
+    from lntune.data.dataset import LlavaDataset, build_dataset
     ds = LlavaDataset("world/instruct/mixed.json", "world/images", processor, data_types=["conversation"])
+    ds = build_dataset(config.data, processor, seed=config.train.seed)   # every option of a run's `data:`
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from lntune.data.conversation import IGNORE_INDEX, Encoded, encode_conversation, expand_image_tags
+from lntune.data.conversation import IGNORE_INDEX, Encoded, encode_conversation, expand_image_tags, num_image_tokens
 from lntune.data.images import image_problem, load_image
 from lntune.data.records import load_records, record_type, sample_name, source_type, structure_problems, to_messages
 from lntune.errors import LntuneError
-from lntune.model.build import num_image_tokens
 
 log = logging.getLogger("lntune.data")
 _DECODE_CHUNK = 256  # samples whose images are decoded together
@@ -240,3 +240,11 @@ class LlavaDataset(Dataset):
         except LntuneError as err:
             raise LntuneError(f"{sample.where}: {err}") from None
         return item
+
+
+def build_dataset(data, processor, seed: int) -> LlavaDataset:
+    """The dataset of a run config's `data` section (lntune.config.DataConfig), with every option it sets:
+    what `lntune train` trains on, and what anything measuring or probing training must use too."""
+    return LlavaDataset(data.path, data.image_folder, processor, max_length=data.max_length, data_types=data.data_types,
+                        max_samples=data.max_samples, seed=seed, truncation=data.truncation,
+                        on_bad_sample=data.on_bad_sample)

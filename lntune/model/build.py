@@ -120,13 +120,3 @@ def _stop_token_ids(tokenizer, language_model):
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token in tokenizer.get_vocab():
             ids.add(token_id)
     return sorted(i for i in ids if i is not None)
-
-
-def num_image_tokens(processor) -> int:
-    """How many `<image>` tokens one image becomes in the LLM's input."""
-    from PIL import Image
-
-    pixels = processor.image_processor(Image.new("RGB", (32, 32)), return_tensors="pt")["pixel_values"]
-    height, width = pixels.shape[-2:]
-    count = (height // processor.patch_size) * (width // processor.patch_size) + processor.num_additional_image_tokens
-    return count - 1 if processor.vision_feature_select_strategy == "default" else count

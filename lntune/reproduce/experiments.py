@@ -421,7 +421,7 @@ def _lora_r(ctx: Context) -> int:
 def _bench(ctx: Context) -> dict:
     import json
 
-    from lntune.analysis.bench import public_json, run_bench
+    from lntune.bench.runner import public_json, run_bench
 
     path = ctx.out / "analysis" / "bench.json"
     if path.is_file():

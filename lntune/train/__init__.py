@@ -1,1 +1,2 @@
-"""Training: one explicit loop on accelerate (loop.py), atomic checkpoints with exact resume (checkpoint.py)."""
+"""Training: one Trainer on accelerate (loop.py: setup, step, save, run), atomic checkpoints with exact resume
+(checkpoint.py), the optimizer and learning-rate schedule (optim.py)."""

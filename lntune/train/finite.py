@@ -1,6 +1,6 @@
 """Finite or nothing: a non-finite loss, gradient or weight never becomes a checkpoint, a result or "done".
 
-    guard = FiniteGuard(output_dir, policy="stop")        # train.on_nonfinite: stop (default) | skip
+    guard = FiniteGuard(output_dir, policy="stop", last_good=lambda: list_checkpoints(output_dir))  # stop | skip
     skip = guard.before_update(step, loss, grad_norm)      # raises NonFiniteError under "stop"
     ...optimizer.step() unless skip...
     guard.after_update(step, params, accelerator)          # raises when the update made a weight non-finite
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -45,16 +46,16 @@ def _finite(value) -> bool:
 class FiniteGuard:
     """Checks one training run's loss, gradient norm and weights at every optimizer step."""
 
-    def __init__(self, output_dir: Path, policy: str = "stop"):
+    def __init__(self, output_dir: Path, policy: str = "stop", last_good: Callable[[], list] | None = None):
+        """`last_good()` lists the run's checkpoints, oldest first, for the error message."""
         self.output_dir = Path(output_dir)
         self.policy = policy
+        self.last_good = last_good
         self.skipped = 0
         self.updated = 0
 
     def _last_good(self) -> str:
-        from lntune.train.checkpoint import list_checkpoints
-
-        found = list_checkpoints(self.output_dir)
+        found = self.last_good() if self.last_good else []
         return str(found[-1]) if found else "none (set train.save_steps)"
 
     def before_update(self, step: int, loss: float, grad_norm) -> bool:

@@ -1,7 +1,9 @@
-"""The optimizer of every lntune training run: AdamW, fused where PyTorch has the kernel.
+"""The optimizer and learning-rate schedule of every lntune training run: AdamW, fused where PyTorch has the
+kernel, and transformers' warm-up schedules.
 
-    from lntune.train.optim import make_optimizer
+    from lntune.train.optim import make_optimizer, make_scheduler
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config.train)
+    scheduler = make_scheduler(optimizer, "cosine", warmup_steps, total_steps)   # stepped once per optimizer step
 
 The fused kernel updates every parameter in one pass instead of a dozen elementwise ops per tensor: on the
 embedded model's layernorm strategy (28 M trainable values, mostly the tied embedding) an AdamW step took
@@ -20,3 +22,19 @@ def make_optimizer(params: list, train_config) -> torch.optim.AdamW:
     fused = bool(params) and all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params) \
         and len({p.device for p in params}) == 1
     return torch.optim.AdamW(params, lr=train_config.lr, weight_decay=train_config.weight_decay, fused=fused or None)
+
+
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+def make_scheduler(optimizer, name: str, warmup: int, total: int):
+    """A LambdaLR: linear warm-up over `warmup` steps, then cosine or linear decay to 0 at `total`, or constant."""
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    if name == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, total)
+    if name == "linear":
+        return get_linear_schedule_with_warmup(optimizer, warmup, total)
+    if name == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    raise ValueError(f"unknown learning-rate schedule {name!r}; choose one of: {', '.join(SCHEDULERS)}")

@@ -14,7 +14,7 @@ of its input and 2 more for its own gradient when it trains — "6·N·tokens wi
 Embedding lookups are not matmuls and count 0; so do biases, norms, activations and the attention score
 products (QK^T, AV), which makes the floor a lower bound.
 
-    from lntune.analysis.bench_flops import strategy_weight_groups, step_flop_floor
+    from lntune.bench.flops import strategy_weight_groups, step_flop_floor
     groups = strategy_weight_groups(model.config, StrategySpec("layernorm"))   # or weight_groups(model)
     flops = step_flop_floor(groups, tokens=1200, supervised=300, images=8, image_tokens=16)
 """

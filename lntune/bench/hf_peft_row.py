@@ -11,9 +11,9 @@ becomes the peft config a user would write:
     lora              LoraConfig(r, alpha, dropout) on the decoder blocks' linear layers, with projector,
                       embed_tokens and lm_head in modules_to_save
 
-The loss is the model's own (logits for every position). Runs inside bench_worker's process:
+The loss is the model's own (logits for every position). Runs inside the bench worker's process:
 
-    python -m lntune.analysis.bench_worker JOB.json ROW.json     # JOB["impl"] == "hf-peft"
+    python -m lntune.bench.worker JOB.json ROW.json     # JOB["impl"] == "hf-peft"
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import time
 
 import torch
 
-from lntune.analysis import bench_worker as worker
-from lntune.analysis.bench_flops import strategy_weight_groups
+from lntune.bench.flops import strategy_weight_groups
+from lntune.bench.inputs import build, full_batches, image_token_counts, run_config, synthetic_batches
+from lntune.bench.measure import PeakMemory, batch_counts, stamp, summarize
 from lntune.errors import LntuneError
 
 BASELINE_STRATEGIES = ("layernorm", "layernorm-simple", "lora")
@@ -64,18 +65,15 @@ class _ItemList(torch.utils.data.Dataset):
 def _dataset_and_collator(recipe, config, processor, steps):
     """(sequential dataset, collator) yielding exactly the batches the lntune row trains on."""
     from lntune.data.collate import LlavaCollator
-    from lntune.data.dataset import LlavaDataset
-    from lntune.train import batches as plan
+    from lntune.data.dataset import build_dataset
 
     if recipe["kind"] == "random":
-        items = [{k: v[i] for k, v in batch.items()} for batch in worker.synthetic_batches(recipe, steps)
+        items = [{k: v[i] for k, v in batch.items()} for batch in synthetic_batches(recipe, steps)
                  for i in range(recipe["batch_size"])]
         return _ItemList(items.__getitem__, range(len(items))), LlavaCollator(0)
-    d, t = config.data, config.train
-    dataset = LlavaDataset(d.path, d.image_folder, processor, max_length=d.max_length, max_samples=d.max_samples, seed=t.seed)
-    micro = [b for b in plan.epoch_micro_batches(dataset.lengths, t.batch_size, t.seed, 0, d.group_by_length, 1)
-             if len(b) == t.batch_size][:steps]
-    return _ItemList(dataset.__getitem__, [i for b in micro for i in b]), LlavaCollator(processor.tokenizer.pad_token_id)
+    dataset = build_dataset(config.data, processor, config.train.seed)
+    order = [i for b in full_batches(dataset, config, steps) for i in b]
+    return _ItemList(dataset.__getitem__, order), LlavaCollator(processor.tokenizer.pad_token_id)
 
 
 def run_hf_row(job: dict) -> dict:
@@ -86,12 +84,12 @@ def run_hf_row(job: dict) -> dict:
     from lntune.train.loop import strategy_spec
 
     recipe, steps = job["recipe"], job["warmup"] + job["steps"]
-    config = worker.run_config(recipe, job["strategy"])
+    config = run_config(recipe, job["strategy"])
     t = config.train
     set_seed(t.seed)
     started = time.perf_counter()
-    model, processor = worker.build(recipe, config)
-    image_tokens, vision_tokens = worker.image_token_counts(model, processor)
+    model, processor = build(recipe, config)
+    image_tokens, vision_tokens = image_token_counts(model, processor)
     groups = strategy_weight_groups(model.config, strategy_spec(config))  # the strategy's floor, as the lntune row's
     model.requires_grad_(False)
     model = get_peft_model(model, peft_config(model, job["strategy"], recipe["lora"]))
@@ -101,20 +99,20 @@ def run_hf_row(job: dict) -> dict:
 
     def counting_collate(items):
         batch = collate(items)
-        counts.append(worker.batch_counts(batch))
+        counts.append(batch_counts(batch))
         return batch
 
     cuda = recipe["device"] == "cuda"
-    peak = worker.PeakMemory(recipe["device"])
+    peak = PeakMemory(recipe["device"])
     ends = []
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
             peak.reset()
-            ends.append(worker.stamp(recipe["device"]))
+            ends.append(stamp(recipe["device"]))
 
         def on_step_end(self, args, state, control, **kwargs):
-            ends.append(worker.stamp(recipe["device"]))
+            ends.append(stamp(recipe["device"]))
 
     with tempfile.TemporaryDirectory(prefix="lntune-bench-hf-") as out:
         args = TrainingArguments(
@@ -128,6 +126,6 @@ def run_hf_row(job: dict) -> dict:
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counting_collate,
                           callbacks=[Clock()])
         result = trainer.train()
-    return worker.summarize(job, ends, counts[:steps], groups, image_tokens, vision_tokens, peak, model,
+    return summarize(job, ends, counts[:steps], groups, image_tokens, vision_tokens, peak, model,
                             {"build_s": build_s, "loss_mean": result.training_loss, "device": recipe["device"],
                              "threads": torch.get_num_threads()})

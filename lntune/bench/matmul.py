@@ -5,7 +5,7 @@ decoder's: (tokens x hidden) @ (hidden x hidden), (hidden x intermediate) and (i
 in the dtype the frozen weights run in. Each repeat times all three; the median repeat is reported, so a
 neighbour's burst on a shared machine moves it little.
 
-    python -m lntune.analysis.bench_matmul --hidden 576 --intermediate 1536 --tokens 1024
+    python -m lntune.bench.matmul --hidden 576 --intermediate 1536 --tokens 1024
 """
 
 from __future__ import annotations

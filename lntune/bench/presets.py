@@ -11,7 +11,7 @@
 A preset resolves to a *recipe*: a JSON-able dict from which every worker process rebuilds the same model
 and batches. Files a recipe needs (tiny model, vision tower) are written once under `workdir`.
 
-    python -c "from lntune.analysis.bench_presets import recipe; print(recipe('tiny', '/tmp/b'))"
+    python -c "from lntune.bench.presets import recipe; print(recipe('tiny', '/tmp/b'))"
 """
 
 from __future__ import annotations
@@ -147,28 +147,27 @@ def _tiny_files(root: Path) -> dict:
     return {"llm": str(llm), "vision": str(vision), "data": str(data), "images": str(images)}
 
 
-def word_level_llama(vocabulary: list[str], text_dims: dict, tie_word_embeddings: bool = False, seed: int = 0):
-    """(random LlamaForCausalLM, its tokenizer) over whole words: `vocabulary` starts with <unk>, <s>, </s>
-    (ids 0-2), words split on whitespace, ChatML's markers added as special tokens. Tests and the tiny bench
-    use it to run the real pipeline in seconds."""
+def _tiny_llm():
+    """(random LlamaForCausalLM, its tokenizer) over the whole words of `tiny_vocab()` (<unk>, <s>, </s> are ids
+    0-2), words split on whitespace, ChatML's markers added as special tokens."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(vocabulary)}
+    vocab = {token: i for i, token in enumerate(tiny_vocab())}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.decoder = decoders.WordPiece(prefix="##")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), tie_word_embeddings=tie_word_embeddings, bos_token_id=1,
-                                         eos_token_id=2, max_position_embeddings=512, **text_dims))
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), tie_word_embeddings=False, bos_token_id=1,
+                                         eos_token_id=2, max_position_embeddings=512, **TINY_TEXT))
     return model, tokenizer
 
 
 def _save_tiny_llm(out: Path) -> None:
-    _save_atomic(out, *word_level_llama(tiny_vocab(), TINY_TEXT))
+    _save_atomic(out, *_tiny_llm())
 
 
 def _save_tiny_vision(out: Path) -> None:

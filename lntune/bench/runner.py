@@ -4,14 +4,15 @@
     lntune bench --strategies layernorm,layernorm-simple --baselines none --json
     lntune bench --preset llava-llama2-7b --random-init       # Table 2's memory column, CUDA only
 
-Every row (an implementation x a strategy) runs in its own process (lntune/analysis/bench_worker.py), so
+Every row (an implementation x a strategy) runs in its own process (lntune/bench/worker.py), so
 its peak memory is its own. The rows take turns over `rounds` rounds (the second in reverse order), so a
 neighbour's load on a shared machine spreads over all of them, and each row's timed steps of all rounds
 are pooled: median step time, tokens/s = tokens / seconds, the largest peak. Every worker also measures
 the matmul rate right after its steps; the run's rate is the median of those. A row's "matmul fraction"
-is its FLOP floor per second (lntune/analysis/bench_flops.py) over that rate.
+is its FLOP floor per second (lntune/bench/flops.py) over that rate. The result also holds ratios
+between rows (`row_ratios`); what they are compared with is docs/benchmarks.md's business.
 
-    from lntune.analysis.bench import run_bench, format_table
+    from lntune.bench.runner import run_bench, format_table
     result = run_bench("tiny", strategies=["layernorm"], baselines=[], feature_cache=False, steps=2, warmup=1, rounds=1)
 """
 
@@ -35,8 +36,8 @@ TABLE2_STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "la
 
 
 def default_strategies(preset: str) -> tuple:
-    """The paper-size presets measure every Table 2 row; the others the four the targets need."""
-    from lntune.analysis.bench_presets import PAPER_PRESETS
+    """The paper-size presets measure every Table 2 row; the others the four the ratios compare."""
+    from lntune.bench.presets import PAPER_PRESETS
 
     return TABLE2_STRATEGIES if preset in PAPER_PRESETS else DEFAULT_STRATEGIES
 # Extra lntune rows of layernorm-simple: "feature-cache" (vision features computed once, a saving of sweeps and
@@ -53,7 +54,7 @@ def plan_jobs(recipe: dict, strategies, baselines, variants, steps: int, warmup:
     for name in list(strategies) + list(baselines):
         if name not in STRATEGIES:
             raise LntuneError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
-    from lntune.analysis.bench_baseline import BASELINE_STRATEGIES
+    from lntune.bench.hf_peft_row import BASELINE_STRATEGIES
 
     unsupported = [b for b in baselines if b not in BASELINE_STRATEGIES]
     if unsupported:
@@ -83,7 +84,7 @@ def run_bench(preset: str = "embedded", strategies=None, baselines=DEFAULT_BASEL
     `strategies=None` takes `default_strategies(preset)`. A row that runs out of GPU memory is reported as
     {"oom": true} (Table 2's "OOM") instead of stopping the run.
     `isolate=False` runs the rows in this process instead (quick checks; peak memories then overlap)."""
-    from lntune.analysis.bench_presets import recipe as make_recipe
+    from lntune.bench.presets import recipe as make_recipe
     from lntune.paths import lntune_home
 
     if steps < 1 or warmup < 0 or rounds < 1:
@@ -127,8 +128,8 @@ def run_bench(preset: str = "embedded", strategies=None, baselines=DEFAULT_BASEL
         "matmul_gflops": matmul, "matmul_gflops_cpu": matmul_cpu,
         "flop_floor": {row["strategy"]: row["flop_floor"] for row in rows
                        if row["impl"] == "lntune" and not row["variant"] and not row.get("oom")},
-        "targets": evaluate_targets(rows, device),
-        "targets_cpu_clock": evaluate_targets(rows, device, clock="cpu"),
+        "ratios": row_ratios(rows),
+        "ratios_cpu_clock": row_ratios(rows, clock="cpu"),
         "rows": rows,
         "elapsed_s": time.perf_counter() - started,
     }
@@ -156,7 +157,7 @@ def _run_worker(job: dict, base: Path, timeout_s: float) -> dict:
     name = f"{job['impl']} {job['strategy']} {job['variant']}".strip()
     with log_file.open("w") as log:
         try:
-            done = subprocess.run([sys.executable, "-m", "lntune.analysis.bench_worker", str(job_file), str(row_file)],
+            done = subprocess.run([sys.executable, "-m", "lntune.bench.worker", str(job_file), str(row_file)],
                                   stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             raise LntuneError(f"bench row '{name}' took longer than {timeout_s:.0f} s") from None
@@ -167,7 +168,7 @@ def _run_worker(job: dict, base: Path, timeout_s: float) -> dict:
 
 
 def _run_here(job: dict) -> dict:
-    from lntune.analysis.bench_worker import run_job
+    from lntune.bench.worker import run_job
 
     return json.loads(json.dumps(run_job(job)))  # the same types a worker's JSON file gives
 
@@ -204,31 +205,27 @@ def _find(rows, impl, strategy, variant=""):
     return next((r for r in rows if row_key(r) == (impl, strategy, variant) and not r.get("oom")), None)
 
 
-def evaluate_targets(rows: list[dict], device: str, clock: str = "wall") -> dict:
-    """The issue's four targets, each {"value", "target", "met"} (met None when a row it needs is missing).
+RATIOS = {  # name: (numerator row, denominator row, what is compared); rows are (impl, strategy)
+    "layernorm_simple_step_time_vs_finetune": (("lntune", "layernorm-simple"), ("lntune", "finetune"), "step"),
+    "layernorm_simple_peak_mem_vs_lora": (("lntune", "layernorm-simple"), ("lntune", "lora"), "peak_mem_mb"),
+    "layernorm_tokens_per_s_vs_hf_peft": (("lntune", "layernorm"), ("hf-peft", "layernorm"), "rate"),
+    "layernorm_peak_mem_vs_hf_peft": (("lntune", "layernorm"), ("hf-peft", "layernorm"), "peak_mem_mb"),
+}
+
+
+def row_ratios(rows: list[dict], clock: str = "wall") -> dict:
+    """{name: ratio or None (a row it needs is missing)} of RATIOS, plus layernorm-simple's matmul fraction.
     `clock="cpu"` times the steps by the CPU time of their process (what a busy shared machine distorts least)."""
-    ln, simple = _find(rows, "lntune", "layernorm"), _find(rows, "lntune", "layernorm-simple")
-    finetune, lora = _find(rows, "lntune", "finetune"), _find(rows, "lntune", "lora")
-    hf_ln = _find(rows, "hf-peft", "layernorm")
-    step, rate, fraction_key = (("cpu_step_time_s", "tokens_per_cpu_s", "cpu_matmul_fraction") if clock == "cpu"
-                                else ("step_time_s", "tokens_per_s", "matmul_fraction"))
-
-    def target(value, goal, ok):
-        return {"value": value, "target": goal, "met": None if value is None else bool(ok(value))}
-
-    step_ratio = simple[step] / finetune[step] if simple and finetune else None
-    mem_ratio = simple["peak_mem_mb"] / lora["peak_mem_mb"] if simple and lora else None
-    speedup = ln[rate] / hf_ln[rate] if ln and hf_ln else None
-    mem_vs_hf = ln["peak_mem_mb"] / hf_ln["peak_mem_mb"] if ln and hf_ln else None
-    mfu_goal = 0.4 if device == "cuda" else 0.5
-    fraction = simple.get(fraction_key) if simple else None
-    return {
-        "layernorm_simple_step_time_vs_finetune": target(step_ratio, "<= 0.72", lambda v: v <= 0.72),
-        "layernorm_simple_peak_mem_vs_lora": target(mem_ratio, "<= 0.70", lambda v: v <= 0.70),
-        "layernorm_tokens_per_s_vs_hf_peft": target(speedup, ">= 1.2", lambda v: v >= 1.2),
-        "layernorm_peak_mem_vs_hf_peft": target(mem_vs_hf, "<= 1.0", lambda v: v <= 1.0),
-        "layernorm_simple_matmul_fraction": target(fraction, f">= {mfu_goal}", lambda v: v >= mfu_goal),
-    }
+    keys = ({"step": "cpu_step_time_s", "rate": "tokens_per_cpu_s", "fraction": "cpu_matmul_fraction"} if clock == "cpu"
+            else {"step": "step_time_s", "rate": "tokens_per_s", "fraction": "matmul_fraction"})
+    result = {}
+    for name, (top, bottom, what) in RATIOS.items():
+        a, b = _find(rows, *top), _find(rows, *bottom)
+        key = keys.get(what, what)
+        result[name] = a[key] / b[key] if a and b else None
+    simple = _find(rows, "lntune", "layernorm-simple")
+    result["layernorm_simple_matmul_fraction"] = simple.get(keys["fraction"]) if simple else None
+    return result
 
 
 def machine_info(device: str, load_before) -> dict:
@@ -282,17 +279,15 @@ def format_table(result: dict) -> str:
         lines.append(f"{r['impl']:<8}{r['strategy']:<18}{r['variant'] or '-':<15}{r['step_time_s']:>8.3f}{r['cpu_step_time_s']:>8.3f}"
                      f"{r['tokens_per_s']:>9.0f}{r['peak_mem_mb']:>9.0f}{r['trainable']:>13,}"
                      f"{r['flop_floor'] / 1e9:>10.1f}{100 * r['matmul_fraction']:>8.0f}%")
-    lines += ["", f"{'targets':<44}{'wall clock':>14}{'CPU time':>14}  target"]
-    for name, t in result["targets"].items():
-        cells = [_verdict(t), _verdict(result["targets_cpu_clock"][name])]
-        lines.append(f"  {name:<42}{cells[0]:>14}{cells[1]:>14}  {t['target']}")
+    lines += ["", f"{'ratios':<44}{'wall clock':>12}{'CPU time':>12}"]
+    for name, value in result["ratios"].items():
+        cells = [_number(value), _number(result["ratios_cpu_clock"][name])]
+        lines.append(f"  {name:<42}{cells[0]:>12}{cells[1]:>12}")
     return "\n".join(lines)
 
 
-def _verdict(t: dict) -> str:
-    if t["value"] is None:
-        return "not measured"
-    return f"{t['value']:.3f} {'ok' if t['met'] else 'MISS'}"
+def _number(value) -> str:
+    return "not measured" if value is None else f"{value:.3f}"
 
 
 def plot_chart(result: dict, out_png) -> Path:
