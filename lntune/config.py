@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from lntune.errors import LntuneError
+from lntune.strategies import STRATEGIES, LoraOptions
 
 
 @dataclass
@@ -24,13 +25,6 @@ class WorldConfig:
     preset: str = "quick"  # smoke | quick | full: the synthetic world to generate or reuse from the cache
     seed: int = 0  # world seed
     vision_objective: str = "contrastive"  # contrastive (aligned with language) | classification (Table 5)
-
-
-@dataclass
-class LoraConfig:
-    r: int = 32  # LoRA rank (the paper's text: 32)
-    alpha: int = 64  # LoRA alpha
-    dropout: float = 0.05  # LoRA dropout
 
 
 @dataclass
@@ -67,7 +61,7 @@ class TrainConfig:
     include_base: bool | None = None  # train projector/embeddings/head; None: the strategy's default
     include_final_norm: bool = False  # also train the LLM's final norm
     train_embeddings: bool | None = None  # within the base set; None: the strategy's default
-    lora: LoraConfig = field(default_factory=LoraConfig)
+    lora: LoraOptions = field(default_factory=LoraOptions)
     epochs: int = 1  # passes over the data
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
     batch_size: int = 8  # per device, per micro-batch
@@ -114,8 +108,6 @@ class RunConfig:
             if value not in allowed:
                 raise LntuneError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
         check_ranges(self)
-        from lntune.strategies import STRATEGIES
-
         if self.train.strategy not in STRATEGIES:
             raise LntuneError(f"train.strategy: unknown strategy {self.train.strategy!r}; valid: {', '.join(STRATEGIES)}")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from lntune.config import RunConfig, load_config, resolve_paths
 from lntune.errors import LntuneError
+from lntune.eval.tasks.registry import EVAL_TASKS
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
-EVAL_TASKS = ("mme", "vqav2", "coco", "flickr30k", "pope")
 _NOT_SETTINGS = {"image_root", "progress"}  # pinned elsewhere, or not an input
 
 

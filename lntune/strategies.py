@@ -15,8 +15,6 @@ strategy except LayerNorm-simple. `include_base` switches it for the Table 4 abl
 import re
 from dataclasses import asdict, dataclass, field
 
-from torch import nn
-
 from lntune.errors import LntuneError
 
 # name -> (what trains inside the decoder blocks, trains the base set by default, description)
@@ -29,19 +27,23 @@ STRATEGIES = {
     "layernorm-simple": ("norms", False, "the normalization layers of every block, nothing else"),
     "connector": ("none", True, "the vision-language projector only (stage 1; Table 4's connector-only)"),
 }
+PAPER_STRATEGIES = tuple(name for name in STRATEGIES if name != "connector")  # the rows of the paper's Table 1/2
 
 _LAYERS = re.compile(r"^(.*language_model\.layers)\.(\d+)\.(.+)$")
 
 
 @dataclass
 class LoraOptions:
-    """LoRA hyper-parameters (the paper's text says rank 32; its Table 2 count matches LLaVA's default 64)."""
+    """LoRA hyper-parameters (the paper's text says rank 32; its Table 2 count matches LLaVA's default 64).
 
-    r: int = 32
-    alpha: int = 64
-    dropout: float = 0.05
+    Also the `train.lora` section of a run config (lntune/config.py checks its ranges with the config's keys).
+    """
 
-    def __post_init__(self):
+    r: int = 32  # LoRA rank (the paper's text: 32)
+    alpha: int = 64  # LoRA alpha
+    dropout: float = 0.05  # LoRA dropout
+
+    def check(self):
         if self.r < 1:
             raise LntuneError(f"lora.r must be >= 1, got {self.r}")
         if not 0 <= self.dropout < 1:
@@ -63,6 +65,7 @@ class StrategySpec:
             raise LntuneError(f"unknown strategy {self.name!r}; valid strategies: {', '.join(STRATEGIES)}")
         if isinstance(self.lora, dict):
             self.lora = LoraOptions(**self.lora)
+        self.lora.check()
         if self.name == "connector" and self.include_base is False:
             raise LntuneError("strategy 'connector' with include_base=false would train nothing")
 
@@ -83,8 +86,10 @@ class StrategySpec:
         return cls(**data)
 
 
-def is_norm(module: nn.Module) -> bool:
+def is_norm(module) -> bool:
     """LayerNorm and the RMSNorm variants of Llama, Mistral, Qwen2, Gemma, ... (by type or class name)."""
+    from torch import nn
+
     return isinstance(module, (nn.LayerNorm, nn.RMSNorm)) or type(module).__name__.lower().endswith("norm")
 
 
@@ -95,6 +100,8 @@ def decoder_norm_modules(model) -> list[str]:
 
 def decoder_linear_modules(model) -> list[str]:
     """Names of the nn.Linear modules inside the LLM's decoder blocks: LoRA's targets."""
+    from torch import nn
+
     return [
         name for name, module in model.named_modules()
         if _LAYERS.match(name) and isinstance(module, nn.Linear) and "lora_" not in name

@@ -11,8 +11,9 @@ docs/evaluation.md.
 """
 
 from lntune.errors import LntuneError
+from lntune.eval.tasks.registry import EVAL_TASKS
 
-ALL_TASKS = "mme,vqav2,coco,flickr30k,pope"
+ALL_TASKS = ",".join(EVAL_TASKS)
 
 
 def register(subparsers):

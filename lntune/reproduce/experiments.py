@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lntune.data.records import INSTRUCT_TYPES as SUBSET_TYPES
 from lntune.errors import LntuneError
-
-STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple")
-SUBSET_TYPES = ("conversation", "detail", "complex_reasoning")
+from lntune.strategies import PAPER_STRATEGIES as STRATEGIES
+from lntune.sweep import PAPER_GRID
 SELECT_TASK = "flickr30k"
 
 # Seconds per optimizer step of 16 samples of SmolLM2-135M on an idle 2-core CPU, relative cost of each
@@ -91,8 +91,6 @@ def _samples_seen(samples: int | None, world: str, overrides: list[str]) -> int:
     steps = max(1, samples // batch)
     return batch * min(steps, _override(overrides, "train.max_steps", steps))
 
-
-PAPER_GRID = (2e-3, 1e-3, 6e-4, 3e-4, 1e-4, 5e-5, 2e-5, 1e-5, 6e-6, 1e-6, 1e-7)
 
 PRESETS = {
     # ~35 min planned on an idle 2-core CPU: 10 steps of 8 samples per stage-2 run, two learning rates (both

@@ -17,12 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from lntune.data.records import INSTRUCT_TYPES
+from lntune.eval.tasks.registry import EVAL_TASKS
+from lntune.strategies import PAPER_STRATEGIES
+
 REPRODUCED, PARTLY, NOT, UNTESTABLE = "reproduced", "partly", "not reproduced", "untestable"
-BENCHMARKS = ("mme", "vqav2", "coco", "flickr30k", "pope")
+BENCHMARKS = EVAL_TASKS
 CONVENTIONAL = ("vqav2", "coco", "flickr30k")
 CAPTIONING = ("coco", "flickr30k")
-TABLE1_STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple")
-SUBSET_TYPES = ("conversation", "detail", "complex_reasoning")
+TABLE1_STRATEGIES = PAPER_STRATEGIES
+SUBSET_TYPES = INSTRUCT_TYPES
 ROW_COLUMNS = ("mme_perception", "mme_cognition", "vqav2", "coco", "flickr30k", "pope_popular", "pope_random",
                "pope_adversarial")
 

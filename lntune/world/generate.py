@@ -29,6 +29,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from lntune.data.records import INSTRUCT_TYPES
 from lntune.errors import LntuneError
 from lntune.locks import hold_lock
 from lntune.world import benchmarks, instruct
@@ -40,7 +41,6 @@ from lntune.world.scenes import (BACKGROUNDS, CATEGORIES, COLORS, SIZES, THEMES,
 WORLD_VERSION = 3
 """Bump whenever the generated files change for the same preset and seed (cache keys include it)."""
 
-INSTRUCT_TYPES = ("conversation", "detail", "complex_reasoning")
 
 
 def _rng(seed: int, *names: str) -> random.Random:
