@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lntune.errors import LntuneError
 from lntune.fingerprint import stage_change, stage_inputs
-from lntune.locks import hold_lock, remove_stale_temps, temp_name
+from lntune.locks import hold_lock, remove_stale_temps, write_text_atomic
 
 INPUTS_FILE = "inputs.json"
 
@@ -68,6 +68,4 @@ def record_inputs(out: Path, inputs: dict, check: bool) -> None:
         if change:
             raise LntuneError(f"{out} holds a run with other inputs ({change}); resuming would mix two runs: "
                               "choose another output_dir, or delete the folder to start afresh")
-    tmp = temp_name(out / INPUTS_FILE)
-    tmp.write_text(json.dumps(inputs, indent=1))
-    tmp.replace(out / INPUTS_FILE)
+    write_text_atomic(out / INPUTS_FILE, json.dumps(inputs, indent=1))

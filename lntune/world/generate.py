@@ -23,15 +23,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import random
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 from lntune.data.records import INSTRUCT_TYPES
 from lntune.errors import LntuneError
-from lntune.locks import hold_lock
+from lntune.locks import hold_lock, replace_folder
 from lntune.world import benchmarks, instruct
 from lntune.world.presets import WorldPreset, get_preset
 from lntune.world.render import render_scene
@@ -201,18 +199,10 @@ def generate_world(out, preset: str = "quick", seed: int = 0, progress: bool = T
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LntuneError(f"{out}: already exists and is not empty; choose another --out or pass --force")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     with hold_lock(out, "world", inside=False):
         if (out / "world.json").is_file():  # finished by the process that held the lock before us
             return out
-        try:
-            _write_all(tmp, p, seed, progress)
-            if out.exists():
-                out.rmdir()
-            os.rename(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        replace_folder(out, lambda tmp: _write_all(tmp, p, seed, progress))
     return out
 
 
