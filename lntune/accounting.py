@@ -61,6 +61,11 @@ def count(model, names: set[str]) -> tuple[int, int]:
     return trainable, total
 
 
+def requires_grad_names(model) -> set[str]:
+    """Every name of every parameter that currently trains (both names of a tied tensor)."""
+    return {name for name, param in model.named_parameters(remove_duplicate=False) if param.requires_grad}
+
+
 def strategy_table(model_factory, label: str, lora: LoraOptions | None = None, strategies=None,
                    include_final_norm: bool = False) -> dict:
     """{"model", "total", "strategies": {name: {"trainable", "percent", "total"}}}.

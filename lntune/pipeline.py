@@ -16,6 +16,7 @@ from pathlib import Path
 from lntune.config import RunConfig, load_config, resolve_paths
 from lntune.errors import LntuneError
 from lntune.eval.tasks.registry import EVAL_TASKS
+from lntune.run_dir import RunDir
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 _NOT_SETTINGS = {"image_root", "progress"}  # pinned elsewhere, or not an input
@@ -37,7 +38,7 @@ def run_stage(config: RunConfig) -> Path:
     from lntune.train.loop import train
 
     out = Path(config.output_dir)
-    if (out / "trainable.safetensors").is_file() and (out / "lntune.json").is_file():
+    if RunDir(out).finished:
         require_same_inputs(out, config)
         print(f"lntune: {out} is finished; skipping")
         return out
@@ -53,7 +54,7 @@ def require_same_inputs(out: Path, config: RunConfig) -> None:
     if before is not None:
         change = stage_change(before, now)
     else:  # a run that predates inputs.json: its config is all there is to compare
-        recorded = json.loads((out / "lntune.json").read_text()).get("config", {})
+        recorded = json.loads(RunDir(out).run_file.read_text()).get("config", {})
         old = {k: v for k, v in flat_config(recorded).items() if k not in BOOKKEEPING}
         # keys added to lntune after that run was made are not differences
         change = first_difference(old, {k: v for k, v in now["config"].items() if k in old})

@@ -151,7 +151,9 @@ class Context:
 # ------------------------------------------------------------------------------------------- job makers
 
 def _trained(run_dir: Path) -> Callable[[Context], bool]:
-    return lambda ctx: (run_dir / "trainable.safetensors").is_file() and (run_dir / "lntune.json").is_file()
+    from lntune.run_dir import RunDir
+
+    return lambda ctx: RunDir(run_dir).finished
 
 
 def _evaluated(out_dir: Path, tasks) -> Callable[[Context], bool]:

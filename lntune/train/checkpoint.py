@@ -23,9 +23,10 @@ from safetensors.torch import load_file, save_file
 
 from lntune.errors import LntuneError
 from lntune.locks import replace_file, replace_folder, write_text_atomic
-from lntune.model.load import RUN_FILE, TRAINABLE_FILE, load_trainable
+from lntune.model.load import load_trainable
+from lntune.run_dir import CHECKPOINT_PREFIX, RUN_FILE, TRAINABLE_FILE, RunDir
 
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_CHECKPOINT = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 
 
 def trainable_state(model) -> dict:
@@ -42,7 +43,7 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, st
     from lntune.train.finite import require_finite
 
     tensors = trainable_state(model) if tensors is None else tensors
-    require_finite(tensors, output_dir / f"checkpoint-{step}")  # before anything is written or rotated away
+    require_finite(tensors, RunDir(output_dir).checkpoint(step))  # before anything is written or rotated away
 
     def write(folder: Path):
         save_file(tensors, str(folder / TRAINABLE_FILE))
@@ -52,7 +53,7 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, st
         rng = {"python": _jsonable(random.getstate()), "numpy": _jsonable(np.random.get_state())}
         (folder / "state.json").write_text(json.dumps({**state, "rng": rng}, indent=1))
 
-    path = replace_folder(output_dir / f"checkpoint-{step}", write, make=True)
+    path = replace_folder(RunDir(output_dir).checkpoint(step), write, make=True)
     for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
     return path
