@@ -27,9 +27,17 @@ def packaged_config(name: str) -> Path:
     return CONFIG_ROOT / f"{name}.yaml"
 
 
+def ready_config(path, overrides=()) -> RunConfig:
+    """The config at `path` with its overrides, its world and vision tower built (cached) and its paths filled."""
+    from lntune.world.cache import prepare_world
+
+    path = Path(path)
+    config = load_config(path, overrides)
+    return resolve_paths(config, path.resolve().parent, **prepare_world(config))
+
+
 def stage_config(name: str, overrides: list[str]) -> RunConfig:
-    path = packaged_config(name)
-    return resolve_paths(load_config(path, overrides), path.parent)
+    return ready_config(packaged_config(name), overrides)
 
 
 def run_stage(config: RunConfig) -> Path:

@@ -35,8 +35,7 @@ def lr_tag(lr: float) -> str:
 @locked("out", "sweep")
 def sweep(config_path, lrs, out, select_task="flickr30k", overrides=(), data_root=None, limit=None,
           batch_size=8) -> dict:
-    from lntune.config import load_config, resolve_paths
-    from lntune.pipeline import evaluate_run, run_stage
+    from lntune.pipeline import evaluate_run, ready_config, run_stage
 
     selection_metric(select_task, {"CIDEr": 0, "accuracy": 0, "mean_f1": 0, "perception": 0})  # validate early
     out = Path(out)
@@ -44,8 +43,7 @@ def sweep(config_path, lrs, out, select_task="flickr30k", overrides=(), data_roo
     rows = []
     for lr in lrs:
         run_dir = out / lr_tag(lr)
-        config = resolve_paths(load_config(config_path, [*overrides, f"train.lr={lr}", f"output_dir={run_dir}"]),
-                               Path(config_path).resolve().parent)
+        config = ready_config(config_path, [*overrides, f"train.lr={lr}", f"output_dir={run_dir}"])
         root = Path(data_root) if data_root else _world_eval_root(config)
         run_stage(config)
         metrics = evaluate_run(run_dir, run_dir / "eval", root, tasks=(select_task,), limit=limit,
