@@ -1,7 +1,7 @@
 """Can the LLM side answer the world's POPE questions when the vision side is perfect? Two text probes.
 
-    python scripts/pope_probe.py text [--world DIR] [--per-split 40]    # the embedded LLM alone, scene given as text
-    python scripts/pope_probe.py text-tuned [--steps 16] [--lr 2e-3]     # the same after LayerNorm tuning on text scenes
+    python experiments/pope_probe.py text [--world DIR] [--per-split 40]    # the embedded LLM alone, scene given as text
+    python experiments/pope_probe.py text-tuned [--steps 16] [--lr 2e-3]     # the same after LayerNorm tuning on text scenes
 
 Both score each question by log P(yes) - log P(no) of the first answer token ("Yes"/"yes" vs "No"/"no",
 lntune.analysis.grounding) and report the ROC AUC of that score against the labels (0.5: no information),
