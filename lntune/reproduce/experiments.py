@@ -43,7 +43,7 @@ STEP_COST = {"finetune": 1.5, "lora": 1.3, "attn-qv": 1.15, "attn-mlp": 1.3, "la
 @dataclass
 class ReproducePreset:
     name: str
-    world: str  # world preset (lntune/world/presets.py)
+    world: str  # world preset (lntune/configs/presets/world.yaml)
     lrs: tuple[float, ...]  # stage-2 learning-rate grid, swept for every strategy
     stage1: list[str]  # overrides of configs/world/stage1.yaml
     stage2: list[str]  # overrides shared by every stage-2 run (steps, samples, batch)
