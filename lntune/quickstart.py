@@ -38,7 +38,10 @@ class QuickstartPreset:
 
 
 def get_preset(name: str) -> QuickstartPreset:
-    return QuickstartPreset(**preset_settings("quickstart", name))
+    settings = preset_settings("quickstart", name)
+    if isinstance(settings["eval_limits"], int):  # one limit for every task
+        settings["eval_limits"] = dict.fromkeys(EVAL_TASKS, settings["eval_limits"])
+    return QuickstartPreset(**settings)
 
 
 @locked("out", "quickstart")
