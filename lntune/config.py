@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from lntune.errors import LntuneError
-from lntune.strategies import STRATEGIES, LoraOptions
+from lntune.strategies import STRATEGIES, StrategySpec, StrategySwitches
 
 
 @dataclass
@@ -58,12 +58,10 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(StrategySwitches):
+    """Also include_base, include_final_norm, train_embeddings and lora: the strategy's switches (lntune.strategies)."""
+
     strategy: str = "layernorm"  # finetune | lora | attn-qv | attn-mlp | layernorm | layernorm-simple | connector
-    include_base: bool | None = None  # train projector/embeddings/head; None: the strategy's default
-    include_final_norm: bool = False  # also train the LLM's final norm
-    train_embeddings: bool | None = None  # within the base set; None: the strategy's default
-    lora: LoraOptions = field(default_factory=LoraOptions)
     epochs: int = 1  # passes over the data
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
     batch_size: int = 8  # per device, per micro-batch
@@ -83,6 +81,9 @@ class TrainConfig:
     save_total_limit: int = 2  # keep the newest K checkpoints
     log_steps: int = 1
     track_grads: list[int] | None = None  # decoder layers whose norm gradients are recorded every step (Fig. 4)
+
+    def strategy_spec(self) -> StrategySpec:
+        return StrategySpec(self.strategy, **self.switches())
 
 
 @dataclass
@@ -114,7 +115,10 @@ class RunConfig:
             raise LntuneError(f"train.strategy: unknown strategy {self.train.strategy!r}; valid: {', '.join(STRATEGIES)}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        train = data["train"]
+        data["train"] = {"strategy": train.pop("strategy"), **train}  # the strategy first, then its switches
+        return data
 
 
 # Every numeric key and its allowed range (low, high, high included?); None values (where allowed) are not checked.

@@ -13,7 +13,7 @@ strategy except LayerNorm-simple. `include_base` switches it for the Table 4 abl
 """
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from lntune.errors import LntuneError
 
@@ -50,15 +50,24 @@ class LoraOptions:
             raise LntuneError(f"lora.dropout must be in [0, 1), got {self.dropout}")
 
 
+@dataclass(kw_only=True)
+class StrategySwitches:
+    """A strategy's switches: the fields StrategySpec and the `train:` section of a run config share."""
+
+    include_base: bool | None = None  # train projector/embeddings/head; None: the strategy's default (the paper's)
+    include_final_norm: bool = False  # also train the LLM's final norm (the paper's counts exclude it)
+    train_embeddings: bool | None = None  # within the base set: word embeddings + output head; None: the default
+    lora: LoraOptions = field(default_factory=LoraOptions)
+
+    def switches(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(StrategySwitches)}
+
+
 @dataclass
-class StrategySpec:
+class StrategySpec(StrategySwitches):
     """A strategy name plus its switches."""
 
     name: str
-    include_base: bool | None = None  # None: the strategy's default (the paper's setting)
-    include_final_norm: bool = False  # the LLM's final norm; the paper's counts exclude it
-    train_embeddings: bool | None = None  # within the base set: word embeddings + output head (None: default)
-    lora: LoraOptions = field(default_factory=LoraOptions)
 
     def __post_init__(self):
         if self.name not in STRATEGIES:
@@ -79,7 +88,8 @@ class StrategySpec:
         return (self.name != "connector") if self.train_embeddings is None else self.train_embeddings
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        return {"name": data.pop("name"), **data}
 
     @classmethod
     def from_dict(cls, data: dict) -> "StrategySpec":
