@@ -7,36 +7,24 @@
 total includes its adapters. Percent = 100 · trainable / total.
 """
 
-from lntune.errors import LntuneError
+from lntune.presets import preset
 from lntune.strategies import STRATEGIES, LoraOptions, StrategySpec, apply_strategy, trainable_names
 
-# The paper's setting: CLIP ViT-L/14 at 224 px, a linear projector 1024→d with bias,
-# LLaMA-2-style decoders with vocab 32000 and an untied output head.
-_CLIP_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                 patch_size=14, image_size=224, projection_dim=768)
-_LLAMA = {
-    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
-    "13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40),
-}
-PRESETS = {
-    "llava-llama2-7b": "7b",
-    "llava-llama2-13b": "13b",
-    "llava-vicuna-7b": "7b",  # Vicuna v1.1 has LLaMA's shapes and vocabulary
-}
+PAPER_VOCAB = 32000  # LLaMA-2's vocabulary; its last id stands in for the image token
 
 
 def preset_config(name: str):
-    """The LlavaConfig of a named preset (no weights)."""
+    """The LlavaConfig of a named preset of lntune/configs/presets/params.yaml (no weights)."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
-    if name not in PRESETS:
-        raise LntuneError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-    shape = _LLAMA[PRESETS[name]]
-    text = LlamaConfig(vocab_size=32000, num_key_value_heads=shape["num_attention_heads"], tie_word_embeddings=False,
-                       max_position_embeddings=4096, **shape)
-    config = LlavaConfig(vision_config=CLIPVisionConfig(**_CLIP_L14), text_config=text, image_token_id=31999,
-                         vision_feature_layer=-2, vision_feature_select_strategy="default",
-                         multimodal_projector_bias=True, tie_word_embeddings=False)
+    shapes = preset("params", name)
+    shape = shapes["text"]
+    text = LlamaConfig(vocab_size=PAPER_VOCAB, num_key_value_heads=shape["num_attention_heads"],
+                       tie_word_embeddings=False, max_position_embeddings=4096, **shape)
+    config = LlavaConfig(vision_config=CLIPVisionConfig(**shapes["vision"]), text_config=text,
+                         image_token_id=PAPER_VOCAB - 1, vision_feature_layer=-2,
+                         vision_feature_select_strategy="default", multimodal_projector_bias=True,
+                         tie_word_embeddings=False)
     config.projector_type = "linear"
     return config
 
@@ -59,6 +47,11 @@ def count(model, names: set[str]) -> tuple[int, int]:
     total = sum(param.numel() for param, _ in aliases.values())
     trainable = sum(param.numel() for param, tensor_names in aliases.values() if tensor_names & names)
     return trainable, total
+
+
+def requires_grad_names(model) -> set[str]:
+    """Every name of every parameter that currently trains (both names of a tied tensor)."""
+    return {name for name, param in model.named_parameters(remove_duplicate=False) if param.requires_grad}
 
 
 def strategy_table(model_factory, label: str, lora: LoraOptions | None = None, strategies=None,

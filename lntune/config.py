@@ -3,8 +3,10 @@
     lntune train --config configs/world/stage2_layernorm.yaml train.lr=1e-3 output_dir=runs/x
 
 Every field has a docstring-style comment; unknown keys and bad values raise one error naming the key.
-Paths may use `${world}` and `${tower}` (filled from the `world:` section, which generates or finds the
-cached synthetic world and its vision tower) and `${config_dir}`.
+Paths may use `${world}` and `${tower}` (the cached synthetic world of the `world:` section and its vision
+tower) and `${config_dir}`. Loading and resolving a config builds nothing: `lntune.pipeline.ready_config` (what
+`lntune train`, quickstart, sweep and reproduce call) first generates or finds the world and tower
+(lntune.world.cache.prepare_world), then fills the paths.
 """
 
 import dataclasses
@@ -17,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from lntune.errors import LntuneError
+from lntune.strategies import STRATEGIES, StrategySpec, StrategySwitches
 
 
 @dataclass
@@ -24,13 +27,6 @@ class WorldConfig:
     preset: str = "quick"  # smoke | quick | full: the synthetic world to generate or reuse from the cache
     seed: int = 0  # world seed
     vision_objective: str = "contrastive"  # contrastive (aligned with language) | classification (Table 5)
-
-
-@dataclass
-class LoraConfig:
-    r: int = 32  # LoRA rank (the paper's text: 32)
-    alpha: int = 64  # LoRA alpha
-    dropout: float = 0.05  # LoRA dropout
 
 
 @dataclass
@@ -63,12 +59,10 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(StrategySwitches):
+    """Also include_base, include_final_norm, train_embeddings and lora: the strategy's switches (lntune.strategies)."""
+
     strategy: str = "layernorm"  # finetune | lora | attn-qv | attn-mlp | layernorm | layernorm-simple | connector
-    include_base: bool | None = None  # train projector/embeddings/head; None: the strategy's default
-    include_final_norm: bool = False  # also train the LLM's final norm
-    train_embeddings: bool | None = None  # within the base set; None: the strategy's default
-    lora: LoraConfig = field(default_factory=LoraConfig)
     epochs: int = 1  # passes over the data
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
     batch_size: int = 8  # per device, per micro-batch
@@ -88,6 +82,9 @@ class TrainConfig:
     save_total_limit: int = 2  # keep the newest K checkpoints
     log_steps: int = 1
     track_grads: list[int] | None = None  # decoder layers whose norm gradients are recorded every step (Fig. 4)
+
+    def strategy_spec(self) -> StrategySpec:
+        return StrategySpec(self.strategy, **self.switches())
 
 
 @dataclass
@@ -115,13 +112,14 @@ class RunConfig:
             if value not in allowed:
                 raise LntuneError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
         check_ranges(self)
-        from lntune.strategies import STRATEGIES
-
         if self.train.strategy not in STRATEGIES:
             raise LntuneError(f"train.strategy: unknown strategy {self.train.strategy!r}; valid: {', '.join(STRATEGIES)}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        train = data["train"]
+        data["train"] = {"strategy": train.pop("strategy"), **train}  # the strategy first, then its switches
+        return data
 
 
 # Every numeric key and its allowed range (low, high, high included?); None values (where allowed) are not checked.
@@ -255,19 +253,29 @@ def _type_name(hint) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
-def resolve_paths(config: RunConfig, config_dir: Path | None = None) -> RunConfig:
-    """Fill `${world}`, `${tower}` and `${config_dir}` (generating/finding the cached world and tower)."""
-    values = {"config_dir": str(config_dir or Path.cwd())}
-    texts = [config.data.path, config.data.image_folder, config.model.vision, config.model.base or "", config.model.llm]
-    if any("${world}" in t or "${tower}" in t for t in texts):
-        if config.world is None:
-            raise LntuneError("the config uses ${world}/${tower} but has no `world:` section")
-        from lntune.world.cache import ensure_vision_tower, ensure_world
+def _paths(config: RunConfig) -> list[str]:
+    return [config.data.path, config.data.image_folder, config.model.vision, config.model.base or "", config.model.llm]
 
-        world = ensure_world(config.world.preset, config.world.seed)
-        values["world"] = str(world)
-        if any("${tower}" in t for t in texts):
-            values["tower"] = str(ensure_vision_tower(world, config.world.vision_objective, config.world.seed))
+
+def placeholders(config: RunConfig) -> set[str]:
+    """The `${name}`s the config's paths use (world, tower, config_dir)."""
+    return {name for name in ("world", "tower", "config_dir") if any("${" + name + "}" in t for t in _paths(config))}
+
+
+def require_world_section(config: RunConfig) -> None:
+    if placeholders(config) & {"world", "tower"} and config.world is None:
+        raise LntuneError("the config uses ${world}/${tower} but has no `world:` section")
+
+
+def resolve_paths(config: RunConfig, config_dir: Path | None = None, world=None, tower=None) -> RunConfig:
+    """Fill `${world}`, `${tower}` and `${config_dir}` in the config's paths. Pure: the world and tower folders
+    are given (lntune.world.cache.prepare_world generates or finds them first)."""
+    require_world_section(config)
+    values = {"config_dir": str(config_dir or Path.cwd()), "world": world, "tower": tower}
+    for name in sorted(placeholders(config), key=list(values).index):
+        if values[name] is None:
+            raise LntuneError(f"the config uses ${{{name}}} but no {name} folder was given")
+    values = {name: str(value) for name, value in values.items() if value is not None}
 
     def fill(text):
         if text is None:

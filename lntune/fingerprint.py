@@ -54,7 +54,7 @@ def tree_fingerprint(folder: Path, suffixes: tuple[str, ...] | None = None) -> s
 
 def model_fingerprint(model_dir) -> str:
     """What identifies a model's weights: content hash for lntune runs, file stats for HF directories."""
-    from lntune.model.load import RUN_FILE, TRAINABLE_FILE
+    from lntune.run_dir import RUN_FILE, TRAINABLE_FILE
 
     model_dir = Path(model_dir)
     run_file = model_dir / RUN_FILE

@@ -9,7 +9,9 @@ entry that does not exist yet), removed again on release. The kernel drops the l
 however it exits (SIGKILL included), so a killed run never leaves a stale lock, only a harmless file that the
 next writer takes over. Locks are re-entrant within one process (a pipeline that holds a folder may call a
 step that locks it again).
-`temp_name` gives per-process temporary names, so two processes never share a half-written file.
+Writing in place is atomic too: `write_text_atomic`, `replace_file` and `replace_folder` write a per-process
+temporary sibling (`temp_name`) and rename it over the target, so a killed writer never leaves a half-written
+file or folder, and two processes never share a half-written one.
 """
 
 from __future__ import annotations
@@ -34,12 +36,32 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
-def replace_folder(out: Path, write) -> Path:
-    """Call `write(tmp)` on this process's temporary sibling of `out`, then put it in place of `out`."""
+def replace_file(path: Path, write) -> Path:
+    """Call `write(tmp)` on this process's temporary sibling of the file `path`, then rename it over `path`."""
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomic(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    """`path.write_text(text)`, all or nothing."""
+    return replace_file(path, lambda tmp: tmp.write_text(text, encoding=encoding))
+
+
+def replace_folder(out: Path, write, make: bool = False) -> Path:
+    """Call `write(tmp)` on this process's temporary sibling of `out` (created first when `make`), then put it in
+    place of `out`."""
     out = Path(out)
     tmp = temp_name(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
+        if make:
+            tmp.mkdir(parents=True)
         write(tmp)
         if out.exists():
             shutil.rmtree(out)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from lntune.config import RunConfig, load_config, resolve_paths
 from lntune.errors import LntuneError
+from lntune.eval.tasks.registry import EVAL_TASKS
+from lntune.run_dir import RunDir
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
-EVAL_TASKS = ("mme", "vqav2", "coco", "flickr30k", "pope")
 _NOT_SETTINGS = {"image_root", "progress"}  # pinned elsewhere, or not an input
 
 
@@ -26,9 +27,17 @@ def packaged_config(name: str) -> Path:
     return CONFIG_ROOT / f"{name}.yaml"
 
 
+def ready_config(path, overrides=()) -> RunConfig:
+    """The config at `path` with its overrides, its world and vision tower built (cached) and its paths filled."""
+    from lntune.world.cache import prepare_world
+
+    path = Path(path)
+    config = load_config(path, overrides)
+    return resolve_paths(config, path.resolve().parent, **prepare_world(config))
+
+
 def stage_config(name: str, overrides: list[str]) -> RunConfig:
-    path = packaged_config(name)
-    return resolve_paths(load_config(path, overrides), path.parent)
+    return ready_config(packaged_config(name), overrides)
 
 
 def run_stage(config: RunConfig) -> Path:
@@ -37,7 +46,7 @@ def run_stage(config: RunConfig) -> Path:
     from lntune.train.loop import train
 
     out = Path(config.output_dir)
-    if (out / "trainable.safetensors").is_file() and (out / "lntune.json").is_file():
+    if RunDir(out).finished:
         require_same_inputs(out, config)
         print(f"lntune: {out} is finished; skipping")
         return out
@@ -53,7 +62,7 @@ def require_same_inputs(out: Path, config: RunConfig) -> None:
     if before is not None:
         change = stage_change(before, now)
     else:  # a run that predates inputs.json: its config is all there is to compare
-        recorded = json.loads((out / "lntune.json").read_text()).get("config", {})
+        recorded = json.loads(RunDir(out).run_file.read_text()).get("config", {})
         old = {k: v for k, v in flat_config(recorded).items() if k not in BOOKKEEPING}
         # keys added to lntune after that run was made are not differences
         change = first_difference(old, {k: v for k, v in now["config"].items() if k in old})

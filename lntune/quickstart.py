@@ -12,11 +12,12 @@ MME questions with true vs shuffled images (lntune.analysis.grounding), the repo
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lntune.locks import locked
 from lntune.pipeline import EVAL_TASKS, evaluate_run, run_stage, stage_config
+from lntune.presets import preset as preset_settings
 
 # Chance levels where a benchmark defines one: MME random guessing gives acc 50% and acc+ 25% per subtask
 # (75 points); POPE is balanced yes/no (50% accuracy).
@@ -26,38 +27,28 @@ POPE_CHANCE_ACCURACY = 50.0
 
 @dataclass
 class QuickstartPreset:
-    world: str
-    stage1: list[str] = field(default_factory=list)  # overrides of configs/world/stage1.yaml
-    stage2: list[str] = field(default_factory=list)  # overrides of configs/world/stage2_layernorm.yaml
-    eval_limits: dict = field(default_factory=dict)  # questions per task (per MME subtask / POPE split); absent: all
-    control_limit: int | None = None  # questions per POPE split / MME subtask in the shuffled-image control
-    eval_batch_size: int = 16
+    """One entry of lntune/configs/presets/quickstart.yaml."""
+
+    world: str  # the world preset
+    stage1: list[str]  # overrides of configs/world/stage1.yaml
+    stage2: list[str]  # overrides of configs/world/stage2_layernorm.yaml
+    eval_limits: dict  # questions per task (per MME subtask / POPE split); absent: all
+    control_limit: int | None  # questions per POPE split / MME subtask in the shuffled-image control
+    eval_batch_size: int
 
 
-PRESETS = {
-    "smoke": QuickstartPreset(world="smoke", stage1=["train.max_steps=6", "train.batch_size=8", "train.save_steps=null",
-                                                      "model.projector_init_steps=20"],
-                              stage2=["train.max_steps=8", "train.batch_size=8", "train.save_steps=null"],
-                              eval_limits=dict.fromkeys(EVAL_TASKS, 4), control_limit=4, eval_batch_size=8),
-    # Sized for about 10 minutes on 2 CPU cores: the caption-alignment warm start, 40 projector steps, 16 LayerNorm
-    # steps, then for both models the first 50 POPE images (900 questions over the splits), 20 MME images per
-    # subtask, 64 VQAv2 questions and 32 test images per caption set. `lntune eval` without --limit scores them all.
-    "quick": QuickstartPreset(world="quick", stage1=["data.max_samples=640", "train.lr=2.0e-3", "train.warmup_ratio=0.1",
-                                                      "train.save_steps=null"],
-                              stage2=["data.max_samples=256", "train.lr=2.0e-3", "train.save_steps=null"],
-                              eval_limits={"pope": 300, "mme": 40, "vqav2": 64, "coco": 32, "flickr30k": 32},
-                              control_limit=150),
-}
+def get_preset(name: str) -> QuickstartPreset:
+    settings = preset_settings("quickstart", name)
+    if isinstance(settings["eval_limits"], int):  # one limit for every task
+        settings["eval_limits"] = dict.fromkeys(EVAL_TASKS, settings["eval_limits"])
+    return QuickstartPreset(**settings)
 
 
 @locked("out", "quickstart")
 def quickstart(preset: str, out: Path) -> dict:
-    from lntune.errors import LntuneError
     from lntune.world.cache import ensure_vision_tower, ensure_world
 
-    if preset not in PRESETS:
-        raise LntuneError(f"unknown quickstart preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    p = PRESETS[preset]
+    p = get_preset(preset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}

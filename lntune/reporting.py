@@ -12,6 +12,7 @@ the row "<name>, shuffled images", and their difference with its interval.
 from pathlib import Path
 
 from lntune.eval.report import table1_markdown, with_interval
+from lntune.eval.scores import HEADLINE_SOURCES, Scores
 
 HEADLINE_LABELS = {
     "mme_perception": "MME perception",
@@ -24,35 +25,13 @@ HEADLINE_LABELS = {
 }
 
 
-# Where each headline number lives in {task: metrics} (and in a paired comparison's result).
-HEADLINE_SOURCES = {
-    "mme_perception": ("mme", "perception"),
-    "mme_cognition": ("mme", "cognition"),
-    "vqav2": ("vqav2", "accuracy"),
-    "coco": ("coco", "CIDEr"),
-    "flickr30k": ("flickr30k", "CIDEr"),
-    "pope_accuracy": ("pope", "mean_accuracy"),
-    "pope_f1": ("pope", "mean_f1"),
-}
-
-
 def headline(metrics: dict) -> dict:
-    out = {}
-    for key, (task, metric) in HEADLINE_SOURCES.items():
-        if task in metrics and (key != "mme_cognition" or metrics["mme"].get("cognition")):
-            out[key] = metrics[task][metric]
-    return out
+    return Scores.of(metrics).headline()
 
 
 def headline_intervals(metrics: dict) -> dict:
     """{headline key: [low, high]} for the headline numbers whose metrics carry a 95% interval."""
-    out = {}
-    for key in headline(metrics):
-        task, metric = HEADLINE_SOURCES[key]
-        interval = metrics[task].get("ci95", {}).get(metric)
-        if interval:
-            out[key] = interval
-    return out
+    return Scores.of(metrics).headline_intervals()
 
 
 def comparison_markdown(models: dict, baseline: str, chance: dict | None = None) -> str:

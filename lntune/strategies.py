@@ -13,9 +13,7 @@ strategy except LayerNorm-simple. `include_base` switches it for the Table 4 abl
 """
 
 import re
-from dataclasses import asdict, dataclass, field
-
-from torch import nn
+from dataclasses import asdict, dataclass, field, fields
 
 from lntune.errors import LntuneError
 
@@ -29,40 +27,54 @@ STRATEGIES = {
     "layernorm-simple": ("norms", False, "the normalization layers of every block, nothing else"),
     "connector": ("none", True, "the vision-language projector only (stage 1; Table 4's connector-only)"),
 }
+PAPER_STRATEGIES = tuple(name for name in STRATEGIES if name != "connector")  # the rows of the paper's Table 1/2
 
 _LAYERS = re.compile(r"^(.*language_model\.layers)\.(\d+)\.(.+)$")
 
 
 @dataclass
 class LoraOptions:
-    """LoRA hyper-parameters (the paper's text says rank 32; its Table 2 count matches LLaVA's default 64)."""
+    """LoRA hyper-parameters (the paper's text says rank 32; its Table 2 count matches LLaVA's default 64).
 
-    r: int = 32
-    alpha: int = 64
-    dropout: float = 0.05
+    Also the `train.lora` section of a run config (lntune/config.py checks its ranges with the config's keys).
+    """
 
-    def __post_init__(self):
+    r: int = 32  # LoRA rank (the paper's text: 32)
+    alpha: int = 64  # LoRA alpha
+    dropout: float = 0.05  # LoRA dropout
+
+    def check(self):
         if self.r < 1:
             raise LntuneError(f"lora.r must be >= 1, got {self.r}")
         if not 0 <= self.dropout < 1:
             raise LntuneError(f"lora.dropout must be in [0, 1), got {self.dropout}")
 
 
+@dataclass(kw_only=True)
+class StrategySwitches:
+    """A strategy's switches: the fields StrategySpec and the `train:` section of a run config share."""
+
+    include_base: bool | None = None  # train projector/embeddings/head; None: the strategy's default (the paper's)
+    include_final_norm: bool = False  # also train the LLM's final norm (the paper's counts exclude it)
+    train_embeddings: bool | None = None  # within the base set: word embeddings + output head; None: the default
+    lora: LoraOptions = field(default_factory=LoraOptions)
+
+    def switches(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(StrategySwitches)}
+
+
 @dataclass
-class StrategySpec:
+class StrategySpec(StrategySwitches):
     """A strategy name plus its switches."""
 
     name: str
-    include_base: bool | None = None  # None: the strategy's default (the paper's setting)
-    include_final_norm: bool = False  # the LLM's final norm; the paper's counts exclude it
-    train_embeddings: bool | None = None  # within the base set: word embeddings + output head (None: default)
-    lora: LoraOptions = field(default_factory=LoraOptions)
 
     def __post_init__(self):
         if self.name not in STRATEGIES:
             raise LntuneError(f"unknown strategy {self.name!r}; valid strategies: {', '.join(STRATEGIES)}")
         if isinstance(self.lora, dict):
             self.lora = LoraOptions(**self.lora)
+        self.lora.check()
         if self.name == "connector" and self.include_base is False:
             raise LntuneError("strategy 'connector' with include_base=false would train nothing")
 
@@ -76,15 +88,18 @@ class StrategySpec:
         return (self.name != "connector") if self.train_embeddings is None else self.train_embeddings
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        return {"name": data.pop("name"), **data}
 
     @classmethod
     def from_dict(cls, data: dict) -> "StrategySpec":
         return cls(**data)
 
 
-def is_norm(module: nn.Module) -> bool:
+def is_norm(module) -> bool:
     """LayerNorm and the RMSNorm variants of Llama, Mistral, Qwen2, Gemma, ... (by type or class name)."""
+    from torch import nn
+
     return isinstance(module, (nn.LayerNorm, nn.RMSNorm)) or type(module).__name__.lower().endswith("norm")
 
 
@@ -95,6 +110,8 @@ def decoder_norm_modules(model) -> list[str]:
 
 def decoder_linear_modules(model) -> list[str]:
     """Names of the nn.Linear modules inside the LLM's decoder blocks: LoRA's targets."""
+    from torch import nn
+
     return [
         name for name, module in model.named_modules()
         if _LAYERS.match(name) and isinstance(module, nn.Linear) and "lora_" not in name

@@ -16,16 +16,10 @@ PAPER_GRID = (2e-3, 1e-3, 6e-4, 3e-4, 1e-4, 5e-5, 2e-5, 1e-5, 6e-6, 1e-6, 1e-7)
 
 
 def selection_metric(task: str, metrics: dict) -> float:
-    """The single number a sweep maximises for a task."""
-    if task in ("coco", "flickr30k"):
-        return metrics["CIDEr"]
-    if task == "vqav2":
-        return metrics["accuracy"]
-    if task == "pope":
-        return metrics["mean_f1"]
-    if task == "mme":
-        return metrics["perception"] + metrics.get("cognition", 0.0)
-    raise LntuneError(f"unknown selection task {task!r}; choose coco, flickr30k, vqav2, pope or mme")
+    """The single number a sweep maximises for a task (`metrics`: that task's)."""
+    from lntune.eval.scores import Scores
+
+    return Scores.of({task: metrics}).selection(task)
 
 
 def lr_tag(lr: float) -> str:
@@ -35,17 +29,16 @@ def lr_tag(lr: float) -> str:
 @locked("out", "sweep")
 def sweep(config_path, lrs, out, select_task="flickr30k", overrides=(), data_root=None, limit=None,
           batch_size=8) -> dict:
-    from lntune.config import load_config, resolve_paths
-    from lntune.pipeline import evaluate_run, run_stage
+    from lntune.eval.scores import check_selection_task
+    from lntune.pipeline import evaluate_run, ready_config, run_stage
 
-    selection_metric(select_task, {"CIDEr": 0, "accuracy": 0, "mean_f1": 0, "perception": 0})  # validate early
+    check_selection_task(select_task)  # validate early
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for lr in lrs:
         run_dir = out / lr_tag(lr)
-        config = resolve_paths(load_config(config_path, [*overrides, f"train.lr={lr}", f"output_dir={run_dir}"]),
-                               Path(config_path).resolve().parent)
+        config = ready_config(config_path, [*overrides, f"train.lr={lr}", f"output_dir={run_dir}"])
         root = Path(data_root) if data_root else _world_eval_root(config)
         run_stage(config)
         metrics = evaluate_run(run_dir, run_dir / "eval", root, tasks=(select_task,), limit=limit,

@@ -47,4 +47,4 @@ def test_rank_32_lora_differs_from_the_table(capsys):
 
 def test_unknown_preset_is_one_clear_error(capsys):
     assert main(["params", "--preset", "llava-llama3-8b"]) == 2
-    assert "unknown preset 'llava-llama3-8b'; presets: llava-llama2-7b" in capsys.readouterr().err
+    assert "unknown params preset 'llava-llama3-8b'; choose one of: llava-llama2-7b" in capsys.readouterr().err

@@ -55,3 +55,16 @@ def test_every_shipped_config_loads():
         if path.parent.name in ("world", "paper"):
             load_config(path)
         assert path.read_text().startswith("#")  # a header comment with the command that runs it
+
+
+def test_resolving_paths_builds_nothing(tmp_path, monkeypatch):
+    """resolve_paths only fills placeholders: the world and tower folders are given, never generated."""
+    monkeypatch.setenv("LNTUNE_HOME", str(tmp_path / "home"))
+    config = load_config(None, ["world.preset=smoke", "data.path=${world}/x.json", "model.vision=${tower}",
+                                "data.image_folder=${config_dir}/images"])
+    with pytest.raises(LntuneError, match=r"uses \$\{world\} but no world folder was given"):
+        resolve_paths(config)
+    resolved = resolve_paths(config, tmp_path, world="/w", tower="/t")
+    assert (resolved.data.path, resolved.model.vision, resolved.data.image_folder) == (
+        "/w/x.json", "/t", f"{tmp_path}/images")
+    assert not (tmp_path / "home").exists()

@@ -81,14 +81,9 @@ def _malloc_trim() -> None:
 
 def count_trainable(model) -> tuple[int, int]:
     """(trainable, total) over unique tensors."""
-    seen, trainable, total = set(), 0, 0
-    for param in model.parameters():
-        if id(param) in seen:
-            continue
-        seen.add(id(param))
-        total += param.numel()
-        trainable += param.numel() if param.requires_grad else 0
-    return trainable, total
+    from lntune.accounting import count, requires_grad_names
+
+    return count(model, requires_grad_names(model))
 
 
 def stamp(device: str) -> tuple[float, float]:

@@ -21,9 +21,10 @@ import random
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.presets import check_name, preset_names
 
 FILE_PRESETS = ("embedded", "tiny")
-PAPER_PRESETS = ("llava-llama2-7b", "llava-llama2-13b", "llava-vicuna-7b")
+PAPER_PRESETS = preset_names("params")  # the paper-size models of lntune/configs/presets/params.yaml
 PRESETS = FILE_PRESETS + PAPER_PRESETS
 
 # A paper-size synthetic batch: LLaVA's per-device batch of 4 (its stage-2 scripts: 16 per device with 8 A100s
@@ -36,8 +37,7 @@ def recipe(preset: str, workdir, random_init: bool = False, batch_size: int | No
     """The recipe of `preset`: {"preset", "kind": "files" | "random", "device", "batch_size", ...}."""
     import torch
 
-    if preset not in PRESETS:
-        raise LntuneError(f"unknown bench preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    check_name("bench", preset, PRESETS)
     cuda = torch.cuda.is_available()
     device = device or ("cuda" if cuda else "cpu")
     if device == "cuda" and not cuda:

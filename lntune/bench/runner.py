@@ -29,10 +29,11 @@ import time
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.strategies import PAPER_STRATEGIES
 
 DEFAULT_STRATEGIES = ("finetune", "lora", "layernorm", "layernorm-simple")
 DEFAULT_BASELINES = ("layernorm", "lora")
-TABLE2_STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple")  # the paper's rows
+TABLE2_STRATEGIES = PAPER_STRATEGIES  # the paper's rows
 
 
 def default_strategies(preset: str) -> tuple:

@@ -92,34 +92,20 @@ def _names(paths: list[str]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(p) for p in paths]
 
 
-def _load(path, dtype: str, device: str):
-    import torch
-
-    from lntune.model.load import load_mllm
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
-    dtype = getattr(torch, dtype)
-    model, processor = load_mllm(path, dtype=dtype)
-    # one dtype everywhere: a run's trained norms are kept in fp32 next to bf16 weights
-    return model.to(device=device, dtype=dtype).eval(), processor
-
-
 def _similarity(args) -> dict:
     import gc
 
     import torch
 
     from lntune.analysis import layer_similarity, plot_similarity
+    from lntune.model.load import load_for_inference
 
     if not Path(args.data).is_file():
         raise LntuneError(f"--data {args.data}: no such file")
     paths = [args.model] + ([args.compare] if args.compare else [])
     models = {}
     for name, path in zip(_names(paths), paths):
-        model, processor = _load(path, args.dtype, args.device)
+        model, processor = load_for_inference(path, args.dtype, args.device)
         models[name] = layer_similarity(model, processor, args.data, args.images, samples=args.samples,
                                         seed=args.seed, batch_size=args.batch_size, max_length=args.max_length)
         del model
@@ -148,11 +134,12 @@ def _similarity(args) -> dict:
 def _grounding(args) -> dict:
     from lntune.analysis.grounding import grounding_scores, grounding_table
     from lntune.analysis.plots import plot_grounding
+    from lntune.model.load import load_for_inference
 
     if args.limit is not None and args.limit < 1:
         raise LntuneError(f"--limit must be at least 1, got {args.limit}")
     data_root = Path(args.data_root) if args.data_root else _run_world_eval_root(args.model)
-    model, processor = _load(args.model, args.dtype, args.device)
+    model, processor = load_for_inference(args.model, args.dtype, args.device)
     result = grounding_scores(model, processor, data_root, image_root=args.image_root, seed=args.seed,
                               batch_size=args.batch_size, limit=args.limit, progress=not args.json)
     result["model"] = str(args.model)
@@ -167,9 +154,9 @@ def _grounding(args) -> dict:
 
 def _run_world_eval_root(model_path) -> Path:
     """The eval/ folder of the world an lntune run was trained on (its config's data.image_folder's sibling)."""
-    from lntune.model.load import RUN_FILE
+    from lntune.run_dir import RunDir
 
-    run_file = Path(model_path) / RUN_FILE
+    run_file = RunDir(model_path).run_file
     config = json.loads(run_file.read_text()).get("config", {}) if run_file.is_file() else {}
     image_folder = (config.get("data") or {}).get("image_folder")
     if not config.get("world") or not image_folder:

@@ -29,7 +29,7 @@ def register(subparsers):
 def run(args) -> int:
     from pathlib import Path
 
-    from lntune.commands.eval import load_model
+    from lntune.model.load import load_for_inference
     from lntune.eval.generate import generate_batch, render_prompt
     from lntune.eval.tasks.base import user_turn
 
@@ -39,7 +39,7 @@ def run(args) -> int:
     if args.max_new_tokens < 1:
         raise LntuneError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     image = _open(image_path)
-    model, processor = load_model(args.model, args.dtype, args.device)
+    model, processor = load_for_inference(args.model, args.dtype, args.device)
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [user_turn(args.question)]
     prompt = render_prompt(processor, messages)
     if args.show_prompt:

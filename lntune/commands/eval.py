@@ -11,8 +11,9 @@ docs/evaluation.md.
 """
 
 from lntune.errors import LntuneError
+from lntune.eval.tasks.registry import EVAL_TASKS
 
-ALL_TASKS = "mme,vqav2,coco,flickr30k,pope"
+ALL_TASKS = ",".join(EVAL_TASKS)
 
 
 def register(subparsers):
@@ -49,20 +50,6 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def load_model(path, dtype="auto", device="auto"):
-    """(model, processor) from `path`, in eval mode on the chosen device."""
-    import torch
-
-    from lntune.model.load import load_mllm
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
-    model, processor = load_mllm(path, dtype=getattr(torch, dtype))
-    return model.to(device).eval(), processor
-
-
 def run(args) -> int:
     from pathlib import Path
 
@@ -86,11 +73,12 @@ def run(args) -> int:
     if not Path(args.data_root).is_dir():
         raise LntuneError(f"--data-root {args.data_root} is not a folder")
     from lntune.eval.pinning import eval_inputs, pin_evaluation, record_pins
+    from lntune.model.load import load_for_inference
     from lntune.locks import hold_lock
 
     with hold_lock(args.out, "evaluation"):
         pins = pin_evaluation(args.out, eval_inputs(args.model, args.data_root, args.image_root, tasks), args.overwrite)
-        model, processor = load_model(args.model, args.dtype, args.device)
+        model, processor = load_for_inference(args.model, args.dtype, args.device)
         record_pins(args.out, pins)
         metrics = evaluate(
             model, processor, tasks, args.data_root, args.out, protocol=args.protocol, batch_size=args.batch_size,
@@ -108,6 +96,7 @@ def _bench(args) -> int:
     from pathlib import Path
 
     from lntune.eval.throughput import format_throughput, measure_throughput
+    from lntune.model.load import load_for_inference
 
     try:
         sizes = tuple(int(b) for b in args.bench_batch.split(","))
@@ -115,7 +104,7 @@ def _bench(args) -> int:
         raise LntuneError(f"--bench-batch: expected batch sizes like 1,8, got {args.bench_batch!r}") from None
     if not sizes or min(sizes) < 1:
         raise LntuneError(f"--bench-batch: batch sizes must be at least 1, got {args.bench_batch!r}")
-    model, processor = load_model(args.model, args.dtype, args.device)
+    model, processor = load_for_inference(args.model, args.dtype, args.device)
     result = measure_throughput(model, processor, batch_sizes=sizes, questions=args.bench_questions,
                                 max_new_tokens=args.max_new_tokens or 16, repeats=args.bench_repeats)
     print(format_throughput(result))

@@ -41,10 +41,11 @@ def _model_factory(path):
     """Models for counting: HF directories on the meta device (no weights); run directories loaded for real."""
     from pathlib import Path
 
-    from lntune.model.load import RUN_FILE, load_mllm
+    from lntune.model.load import load_mllm
+    from lntune.run_dir import RunDir
 
     path = Path(path)
-    if (path / RUN_FILE).is_file():
+    if RunDir(path).is_run:
         return lambda: load_mllm(path)[0]
     from transformers import AutoConfig
 

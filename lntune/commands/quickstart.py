@@ -3,7 +3,8 @@
 
 def register(subparsers):
     parser = subparsers.add_parser("quickstart", help="world -> vision tower -> stage 1 -> LayerNorm stage 2 -> evaluation")
-    parser.add_argument("--preset", default="quick", choices=["quick", "smoke"], help="quick (~10 min) or smoke (~3 min)")
+    parser.add_argument("--preset", default="quick",
+                        help="quick (~10 min) or smoke (~3 min); lntune/configs/presets/quickstart.yaml lists them")
     parser.add_argument("--out", default="runs/quickstart", help="output directory")
     parser.set_defaults(func=run)
 
@@ -11,7 +12,8 @@ def register(subparsers):
 def run(args) -> int:
     from pathlib import Path
 
-    from lntune.quickstart import quickstart
+    from lntune.quickstart import get_preset, quickstart
 
+    get_preset(args.preset)  # an unknown name is refused before anything is written
     quickstart(args.preset, Path(args.out))
     return 0

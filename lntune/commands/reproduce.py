@@ -1,6 +1,6 @@
 """`lntune reproduce`: the paper's experiments in miniature on the embedded default, offline, with a report.
 
-    lntune reproduce --preset world-quick --out runs/reproduce       # ~45 min planned on an idle 2-core CPU
+    lntune reproduce --preset world-quick --out runs/reproduce       # ~27 min planned on an idle 2-core CPU
     lntune reproduce --preset world-quick --out runs/reproduce --export-docs docs   # also docs/reproduction.md
 
 Re-running the same command after a kill continues where it stopped. Writes DIR/report.md, DIR/results.json
@@ -10,8 +10,9 @@ and DIR/figures/*.png.
 
 def register(subparsers):
     parser = subparsers.add_parser("reproduce", help="reproduce the paper's tables and figures in miniature, with verdicts")
-    parser.add_argument("--preset", default="world-quick", choices=["world-quick", "world-full"],
-                        help="world-quick (<= 1 h on 2 cores) or world-full (the paper's 11 learning rates; days on a CPU)")
+    parser.add_argument("--preset", default="world-quick",
+                        help="world-quick (<= 1 h on 2 cores) or world-full (the paper's 11 learning rates; days on a "
+                             "CPU); lntune/configs/presets/reproduce.yaml lists them")
     parser.add_argument("--out", default="runs/reproduce", help="output directory (re-use it to resume)")
     parser.add_argument("--export-docs", metavar="DIR", default=None,
                         help="also copy the report to DIR/reproduction.md and its figures to DIR/reproduction/")
@@ -26,9 +27,11 @@ def register(subparsers):
 def run(args) -> int:
     from pathlib import Path
 
+    from lntune.reproduce.experiments import get_preset
     from lntune.reproduce.report import export_docs
     from lntune.reproduce.runner import reproduce
 
+    get_preset(args.preset)  # an unknown name is refused before anything is written
     out = Path(args.out)
     if args.threads is not None and args.threads < 1:
         from lntune.errors import LntuneError

@@ -4,8 +4,6 @@
     lntune train --config configs/world/smoke.yaml --resume     # continue from the newest checkpoint
 """
 
-from pathlib import Path
-
 
 def register(subparsers):
     parser = subparsers.add_parser("train", help="train one stage (connector pretraining or instruction tuning)")
@@ -16,9 +14,9 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from lntune.config import load_config, resolve_paths
+    from lntune.pipeline import ready_config
     from lntune.train.loop import train
 
-    config = resolve_paths(load_config(args.config, args.overrides), Path(args.config).resolve().parent)
+    config = ready_config(args.config, args.overrides)  # builds the world and vision tower it uses, once (cached)
     train(config, resume=args.resume)
     return 0

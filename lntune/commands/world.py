@@ -14,7 +14,8 @@ def register(subparsers):
 
     gen = actions.add_parser("generate", help="write a world: images, training data, benchmark files")
     gen.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
-    gen.add_argument("--preset", default="quick", choices=["smoke", "quick", "full"], help="world size (default quick)")
+    gen.add_argument("--preset", default="quick", help="world size: smoke, quick (default) or full "
+                                                       "(lntune/configs/presets/world.yaml)")
     gen.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     gen.add_argument("--force", action="store_true", help="replace --out if it already holds a world")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -40,7 +41,9 @@ def run_generate(args) -> int:
 
     from lntune.errors import LntuneError
     from lntune.world.generate import generate_world
+    from lntune.world.presets import get_preset
 
+    get_preset(args.preset)  # an unknown name is refused before anything is written
     out = Path(args.out)
     if args.force and out.exists() and any(out.iterdir()):
         if not (out / "world.json").is_file():

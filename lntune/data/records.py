@@ -22,6 +22,7 @@ from lntune.errors import LntuneError
 from lntune.jsonio import parse_json, parse_lines, read_text
 
 IMAGE_TAG = "<image>"
+INSTRUCT_TYPES = ("conversation", "detail", "complex_reasoning")  # LLaVA-Instruct's data types, in the paper's order
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 

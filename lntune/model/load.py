@@ -17,19 +17,32 @@ import json
 from pathlib import Path
 
 from lntune.errors import LntuneError
-
-RUN_FILE = "lntune.json"
-TRAINABLE_FILE = "trainable.safetensors"
+from lntune.run_dir import RUN_FILE, TRAINABLE_FILE, RunDir
 
 
 def load_mllm(path, dtype=None):
     """(model, processor) from an HF LLaVA directory or an lntune run directory."""
     path = Path(path)
-    if (path / RUN_FILE).is_file():
+    if RunDir(path).is_run:
         return _load_run(path, dtype)
     if (path / "config.json").is_file():
         return _load_hf(path, dtype)
     raise LntuneError(f"{path}: neither an lntune run (no {RUN_FILE}) nor an HF model directory (no config.json)")
+
+
+def load_for_inference(path, dtype: str = "auto", device: str = "auto"):
+    """(model, processor) from `path` in eval mode, on `device` ("auto": cuda when available) in one `dtype`
+    ("auto": bfloat16 on a GPU, float32 on the CPU): what `lntune eval`, `chat` and `analyze` run."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    dtype = getattr(torch, dtype)
+    model, processor = load_mllm(path, dtype=dtype)
+    # one dtype everywhere: a run's trained norms are kept in fp32 next to bf16 weights
+    return model.to(device=device, dtype=dtype).eval(), processor
 
 
 def load_base(base: dict, dtype=None, relative_to: Path | None = None):

@@ -69,16 +69,17 @@ def export_peft(run_dir, out, base_out=None) -> Path:
     from safetensors.torch import load_file
 
     from lntune.model.export import merge_lora, to_plain_llava
-    from lntune.model.load import RUN_FILE, TRAINABLE_FILE, load_base, load_mllm, read_run_file, save_mllm
+    from lntune.model.load import load_base, load_mllm, read_run_file, save_mllm
+    from lntune.run_dir import RUN_FILE, RunDir
 
     run_dir, out = Path(run_dir), Path(out)
-    if not (run_dir / RUN_FILE).is_file():
+    if not RunDir(run_dir).is_run:
         raise LntuneError(f"--format peft: {run_dir} is not an lntune run (no {RUN_FILE}); an adapter needs a base")
     meta = read_run_file(run_dir)
     if meta["base"].get("kind") == "build" and base_out is None:
         raise LntuneError(f"--format peft: {run_dir} was built from a recipe, not a saved base model: add "
                           "--base-out DIR to write the base the adapter applies to")
-    run_tensors = load_file(str(run_dir / TRAINABLE_FILE))
+    run_tensors = load_file(str(RunDir(run_dir).trainable_file))
     trained, _ = load_mllm(run_dir)
     norms, lora, whole = adapter_plan(trained, run_tensors, meta["strategy"]["name"])
     merge_lora(trained)

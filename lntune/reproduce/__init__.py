@@ -4,9 +4,9 @@ verdicts are decided by written rules against the paper's numbers (stored as dat
     lntune reproduce --preset world-quick --out runs/reproduce
     from lntune.reproduce import reproduce
 
-Files: experiments.py (the plan and its presets), runner.py (runs it, resumable, one progress bar),
-paper_values.py (reads the paper's tables), verdicts.py (one rule per claim), evidence.py (rules' inputs
-from our results and from the paper), report.py (markdown and figures).
+Files: experiments.py (the plan; its presets are lntune/configs/presets/reproduce.yaml), runner.py (runs it,
+resumable, one progress bar), paper_values.py (reads the paper's tables), verdicts.py (one rule per claim),
+evidence.py (rules' inputs from our results and from the paper), report.py (markdown and figures).
 """
 
 from lntune.reproduce.runner import reproduce

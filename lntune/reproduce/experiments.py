@@ -1,13 +1,13 @@
 """The reproduction plan: which runs, evaluations and analyses `lntune reproduce` makes, and what each costs.
 
-    from lntune.reproduce.experiments import PRESETS, plan
-    jobs = plan(PRESETS["world-quick"], out=Path("runs/reproduce"))
+    from lntune.reproduce.experiments import get_preset, plan
+    jobs = plan(get_preset("world-quick"), out=Path("runs/reproduce"))
     sum(job.cost_s for job in jobs) / 60          # the planned budget in minutes (idle 2-core CPU)
 
-A preset says how big every piece is (world, learning-rate grid, steps, evaluation limits); `plan` turns it
-into an ordered list of `Job`s. Each job has a `done(ctx)` check on disk and an `action(ctx)` that does the
-work (skipping whatever is already finished) and returns a JSON-able result; lntune/reproduce/runner.py runs
-them with one progress bar weighted by `cost_s`.
+A preset (lntune/configs/presets/reproduce.yaml) says how big every piece is (world, learning-rate grid, steps,
+evaluation limits); `plan` turns it into an ordered list of `Job`s. Each job has a `done(ctx)` check on disk and
+an `action(ctx)` that does the work (skipping whatever is already finished) and returns a JSON-able result;
+lntune/reproduce/runner.py runs them with one progress bar weighted by `cost_s`.
 
 The experiments, mapped to the paper:
 
@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lntune.data.records import INSTRUCT_TYPES as SUBSET_TYPES
 from lntune.errors import LntuneError
-
-STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple")
-SUBSET_TYPES = ("conversation", "detail", "complex_reasoning")
+from lntune.presets import preset as preset_settings
+from lntune.strategies import PAPER_STRATEGIES as STRATEGIES
+from lntune.sweep import PAPER_GRID
 SELECT_TASK = "flickr30k"
 
 # Seconds per optimizer step of 16 samples of SmolLM2-135M on an idle 2-core CPU, relative cost of each
@@ -42,7 +43,7 @@ STEP_COST = {"finetune": 1.5, "lora": 1.3, "attn-qv": 1.15, "attn-mlp": 1.3, "la
 @dataclass
 class ReproducePreset:
     name: str
-    world: str  # world preset (lntune/world/presets.py)
+    world: str  # world preset (lntune/configs/presets/world.yaml)
     lrs: tuple[float, ...]  # stage-2 learning-rate grid, swept for every strategy
     stage1: list[str]  # overrides of configs/world/stage1.yaml
     stage2: list[str]  # overrides shared by every stage-2 run (steps, samples, batch)
@@ -92,31 +93,11 @@ def _samples_seen(samples: int | None, world: str, overrides: list[str]) -> int:
     return batch * min(steps, _override(overrides, "train.max_steps", steps))
 
 
-PAPER_GRID = (2e-3, 1e-3, 6e-4, 3e-4, 1e-4, 5e-5, 2e-5, 1e-5, 6e-6, 1e-6, 1e-7)
-
-PRESETS = {
-    # ~35 min planned on an idle 2-core CPU: 10 steps of 8 samples per stage-2 run, two learning rates (both
-    # from the paper's grid: one suits the norm strategies, one the weight-matrix strategies), 4 questions per
-    # task. Small enough to finish on a 2-core machine that other work shares; the numbers are noisy.
-    "world-quick": ReproducePreset(
-        name="world-quick", world="quick", lrs=(2e-3, 1e-4),
-        stage1=["data.max_samples=640", "train.lr=2.0e-3", "train.warmup_ratio=0.1", "train.save_steps=null"],
-        stage2=["train.batch_size=8", "train.max_steps=10", "train.save_steps=null"], mix_samples=80,
-        subset_samples=24, connector_lr=2e-3, sweep_limit=6, eval_limit=4, eval_batch_size=16, track_layers=[10, 20],
-        similarity_samples=8, bench_preset="embedded"),
-    # The paper's 11 learning rates, one epoch of the full world's mix, complete benchmarks: days on a CPU.
-    "world-full": ReproducePreset(
-        name="world-full", world="full", lrs=PAPER_GRID, stage1=["train.save_steps=200"],
-        stage2=["train.save_steps=100"], mix_samples=None, subset_samples=2250, connector_lr=2e-3,
-        sweep_limit=None, eval_limit=None, eval_batch_size=16, track_layers=[10, 20], similarity_samples=64,
-        bench_preset="embedded"),
-}
-
-
 def get_preset(name: str) -> ReproducePreset:
-    if name not in PRESETS:
-        raise LntuneError(f"unknown reproduce preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[name]
+    """The preset `name` of lntune/configs/presets/reproduce.yaml."""
+    data = preset_settings("reproduce", name)
+    lrs = PAPER_GRID if data["lrs"] == "paper" else tuple(float(lr) for lr in data["lrs"])
+    return ReproducePreset(name=name, **{**data, "lrs": lrs})
 
 
 @dataclass
@@ -153,7 +134,9 @@ class Context:
 # ------------------------------------------------------------------------------------------- job makers
 
 def _trained(run_dir: Path) -> Callable[[Context], bool]:
-    return lambda ctx: (run_dir / "trainable.safetensors").is_file() and (run_dir / "lntune.json").is_file()
+    from lntune.run_dir import RunDir
+
+    return lambda ctx: RunDir(run_dir).finished
 
 
 def _evaluated(out_dir: Path, tasks) -> Callable[[Context], bool]:

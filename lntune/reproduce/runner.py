@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from lntune.locks import locked, temp_name
+from lntune.locks import locked, write_text_atomic
 from lntune.reproduce.experiments import Context, ReproducePreset, get_preset, plan
 
 JOBS_FILE = "jobs.json"
@@ -97,6 +97,4 @@ def _read_records(out: Path) -> dict:
 
 
 def _write_records(out: Path, records: dict) -> None:
-    tmp = temp_name(out / JOBS_FILE)
-    tmp.write_text(json.dumps(records, indent=2))
-    tmp.replace(out / JOBS_FILE)
+    write_text_atomic(out / JOBS_FILE, json.dumps(records, indent=2))

@@ -17,12 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from lntune.data.records import INSTRUCT_TYPES
+from lntune.eval.tasks.registry import EVAL_TASKS
+from lntune.strategies import PAPER_STRATEGIES
+
 REPRODUCED, PARTLY, NOT, UNTESTABLE = "reproduced", "partly", "not reproduced", "untestable"
-BENCHMARKS = ("mme", "vqav2", "coco", "flickr30k", "pope")
+BENCHMARKS = EVAL_TASKS
 CONVENTIONAL = ("vqav2", "coco", "flickr30k")
 CAPTIONING = ("coco", "flickr30k")
-TABLE1_STRATEGIES = ("finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple")
-SUBSET_TYPES = ("conversation", "detail", "complex_reasoning")
+TABLE1_STRATEGIES = PAPER_STRATEGIES
+SUBSET_TYPES = INSTRUCT_TYPES
 ROW_COLUMNS = ("mme_perception", "mme_cognition", "vqav2", "coco", "flickr30k", "pope_popular", "pope_random",
                "pope_adversarial")
 
@@ -60,19 +64,10 @@ def scores(row: dict) -> dict:
 
 def row_from_metrics(metrics: dict) -> dict:
     """A Table-1-style row from lntune's {task: metrics} (lntune.eval.runner.evaluate's result)."""
-    row = dict.fromkeys(ROW_COLUMNS)
-    if "mme" in metrics:
-        row["mme_perception"] = metrics["mme"]["perception"]
-        row["mme_cognition"] = metrics["mme"].get("cognition") or None
-    if "vqav2" in metrics:
-        row["vqav2"] = metrics["vqav2"]["accuracy"]
-    for task in CAPTIONING:
-        if task in metrics:
-            row[task] = metrics[task]["CIDEr"]
-    for split in ("popular", "random", "adversarial"):
-        if split in metrics.get("pope", {}):
-            row[f"pope_{split}"] = metrics["pope"][split]["accuracy"]
-    return row
+    from lntune.eval.scores import Scores
+
+    row = Scores.of(metrics).table1_row()
+    return {column: row[column] for column in ROW_COLUMNS}
 
 
 def mean_ranks(models: dict[str, dict], benchmarks=BENCHMARKS) -> dict[str, float]:

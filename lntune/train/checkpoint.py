@@ -22,26 +22,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lntune.errors import LntuneError
-from lntune.locks import temp_name
-from lntune.model.load import RUN_FILE, TRAINABLE_FILE, load_trainable
+from lntune.locks import replace_file, replace_folder, write_text_atomic
+from lntune.model.load import load_trainable
+from lntune.run_dir import CHECKPOINT_PREFIX, RUN_FILE, TRAINABLE_FILE, RunDir
 
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_CHECKPOINT = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 
 
 def trainable_state(model) -> dict:
     """The trainable tensors by parameter name (a tied tensor once, under its first name), on CPU."""
     return {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def _atomic_dir(target: Path, write) -> Path:
-    tmp = temp_name(target)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
 
 
 def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, state: dict, keep: int,
@@ -53,7 +43,7 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, st
     from lntune.train.finite import require_finite
 
     tensors = trainable_state(model) if tensors is None else tensors
-    require_finite(tensors, output_dir / f"checkpoint-{step}")  # before anything is written or rotated away
+    require_finite(tensors, RunDir(output_dir).checkpoint(step))  # before anything is written or rotated away
 
     def write(folder: Path):
         save_file(tensors, str(folder / TRAINABLE_FILE))
@@ -63,7 +53,7 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, st
         rng = {"python": _jsonable(random.getstate()), "numpy": _jsonable(np.random.get_state())}
         (folder / "state.json").write_text(json.dumps({**state, "rng": rng}, indent=1))
 
-    path = _atomic_dir(output_dir / f"checkpoint-{step}", write)
+    path = replace_folder(RunDir(output_dir).checkpoint(step), write, make=True)
     for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
     return path
@@ -111,12 +101,8 @@ def save_result(output_dir: Path, model, run_meta: dict, tensors: dict | None = 
     tensors = trainable_state(model) if tensors is None else tensors
     require_finite(tensors, output_dir / TRAINABLE_FILE)
     output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(output_dir / TRAINABLE_FILE)
-    save_file(tensors, str(tmp))
-    tmp.replace(output_dir / TRAINABLE_FILE)
-    meta_tmp = temp_name(output_dir / RUN_FILE)
-    meta_tmp.write_text(json.dumps(run_meta, indent=2))
-    meta_tmp.replace(output_dir / RUN_FILE)
+    replace_file(output_dir / TRAINABLE_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    write_text_atomic(output_dir / RUN_FILE, json.dumps(run_meta, indent=2))
 
 
 def _jsonable(value):

@@ -6,7 +6,7 @@
 Hugging Face's Llama-family RMSNorm is six tensor ops (cast, square, mean, rsqrt, two multiplies), each
 kept for the backward pass; `F.rms_norm` is one autograd node with its own backward. LayerNorm tuning runs
 every one of them forward and backward on every step, and there are two per decoder block: on the
-embedded model (8 x 128 tokens, width 576, fp32, this 2-core CPU) one norm's forward + backward took
+embedded model (8 x 128 tokens, width 576, fp32, a 2-core x86 CPU) one norm's forward + backward took
 6.5 ms fused against 11.3 ms as written. The module, its parameter and its state_dict do not change; only
 its `forward` is replaced on that instance.
 

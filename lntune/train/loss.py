@@ -17,9 +17,8 @@ the two (a wide LLM with few supervised rows) the plain head + cross-entropy run
 values, one autograd node instead of six). `SupervisedLoss(model, compile_layers=True)` (`train.compile`)
 also compiles each decoder block with `torch.compile` (dynamic shapes, one graph shared by all blocks): the
 activations and rotary embeddings fuse, and cheap intermediates are recomputed in the backward pass instead
-of kept. On the embedded model (CPU) that cut three layernorm steps' time by 4% with a warm compile cache,
-after a one-time compile of about a minute (cached on disk by PyTorch for later runs) — see
-docs/benchmarks.md. Off by default: tiny models and short runs never earn the compile time back.
+of kept. It pays a one-time compile (cached on disk by PyTorch for later runs); docs/benchmarks.md has the
+measured gain. Off by default: tiny models and short runs never earn the compile time back.
 """
 
 import torch

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from lntune.errors import LntuneError
 from lntune.fingerprint import stage_change, stage_inputs
-from lntune.locks import hold_lock, remove_stale_temps, temp_name
+from lntune.run_dir import INPUTS_FILE, WRITTEN, RunDir
+from lntune.locks import hold_lock, remove_stale_temps, write_text_atomic
 
-INPUTS_FILE = "inputs.json"
 
 
 def is_main_process() -> bool:
@@ -39,7 +39,7 @@ def guarded_output(config, resume: bool):
         return
     with hold_lock(out, "training run"):
         held = _refuse_unless_resuming(out, resume)
-        for prefix in ("checkpoint-", "trainable.safetensors", "lntune.json", INPUTS_FILE):
+        for prefix in WRITTEN:
             remove_stale_temps(out, prefix)
         record_inputs(out, stage_inputs(config), check=held)
         yield out
@@ -49,7 +49,7 @@ def _refuse_unless_resuming(out: Path, resume: bool) -> bool:
     """Whether `out` holds a run (a result or checkpoints); LntuneError when it does and this is no resume."""
     from lntune.train.checkpoint import list_checkpoints
 
-    held = (out / "trainable.safetensors").exists() or bool(list_checkpoints(out))
+    held = RunDir(out).trainable_file.exists() or bool(list_checkpoints(out))
     if held and not resume:
         raise LntuneError(f"{out} already holds a run: pass --resume to continue it, or choose another output_dir")
     return held
@@ -68,6 +68,4 @@ def record_inputs(out: Path, inputs: dict, check: bool) -> None:
         if change:
             raise LntuneError(f"{out} holds a run with other inputs ({change}); resuming would mix two runs: "
                               "choose another output_dir, or delete the folder to start afresh")
-    tmp = temp_name(out / INPUTS_FILE)
-    tmp.write_text(json.dumps(inputs, indent=1))
-    tmp.replace(out / INPUTS_FILE)
+    write_text_atomic(out / INPUTS_FILE, json.dumps(inputs, indent=1))

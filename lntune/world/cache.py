@@ -36,6 +36,22 @@ def ensure_world(preset: str = "quick", seed: int = 0, progress: bool = True) ->
         raise
 
 
+def prepare_world(config, progress: bool = True) -> dict:
+    """{"world": folder, "tower": folder} for the `${world}`/`${tower}` a run config uses (lntune.config), each
+    generated or trained (once, cached) when missing: the step before `lntune.config.resolve_paths`."""
+    from lntune.config import placeholders, require_world_section
+
+    used = placeholders(config)
+    require_world_section(config)
+    if not used & {"world", "tower"}:
+        return {}
+    world = ensure_world(config.world.preset, config.world.seed, progress=progress)
+    if "tower" not in used:
+        return {"world": world}
+    return {"world": world, "tower": ensure_vision_tower(world, config.world.vision_objective, config.world.seed,
+                                                         progress=progress)}
+
+
 def tower_cache_dir(world_dir, objective: str = "contrastive", seed: int = 0) -> Path:
     world = load_world(world_dir)
     name = world["preset"].get("name", "custom")

@@ -23,14 +23,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import random
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from lntune.data.records import INSTRUCT_TYPES
 from lntune.errors import LntuneError
-from lntune.locks import hold_lock
+from lntune.locks import hold_lock, replace_folder
 from lntune.world import benchmarks, instruct
 from lntune.world.presets import WorldPreset, get_preset
 from lntune.world.render import render_scene
@@ -40,7 +39,8 @@ from lntune.world.scenes import (BACKGROUNDS, CATEGORIES, COLORS, SIZES, THEMES,
 WORLD_VERSION = 4
 """Bump whenever the generated files change for the same preset and seed (cache keys include it)."""
 
-INSTRUCT_TYPES = ("conversation", "detail", "complex_reasoning", "vqa")
+WORLD_INSTRUCT_TYPES = INSTRUCT_TYPES + ("vqa",)
+"""The paper's three LLaVA-Instruct types, plus short-answer VQA (as in LLaVA-1.5's mix)."""
 
 
 def _rng(seed: int, *names: str) -> random.Random:
@@ -152,7 +152,7 @@ def _write_all(out: Path, p: WorldPreset, seed: int, progress: bool):
                 [instruct.pretrain_sample(f"{s.image_id:06d}", s, rng) for s in train])
 
     typed = {}
-    for kind, prefix in zip(INSTRUCT_TYPES, ("conv", "detail", "reason", "vqa")):
+    for kind, prefix in zip(WORLD_INSTRUCT_TYPES, ("conv", "detail", "reason", "vqa")):
         rng = _rng(seed, "instruct", kind)
         scenes = _cycle_sample(train, p.instruct_per_type, rng)
         if kind == "conversation":
@@ -165,7 +165,7 @@ def _write_all(out: Path, p: WorldPreset, seed: int, progress: bool):
             samples = [instruct.complex_sample(f"{prefix}-{k:06d}", s, rng) for k, s in enumerate(scenes)]
         typed[kind] = samples
         _write_json(out / "instruct" / f"{kind}.json", samples)
-    mixed = [s for kind in INSTRUCT_TYPES for s in typed[kind]]
+    mixed = [s for kind in WORLD_INSTRUCT_TYPES for s in typed[kind]]
     _rng(seed, "instruct", "mixed").shuffle(mixed)
     _write_json(out / "instruct" / "mixed.json", mixed)
 
@@ -203,18 +203,10 @@ def generate_world(out, preset: str = "quick", seed: int = 0, progress: bool = T
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LntuneError(f"{out}: already exists and is not empty; choose another --out or pass --force")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     with hold_lock(out, "world", inside=False):
         if (out / "world.json").is_file():  # finished by the process that held the lock before us
             return out
-        try:
-            _write_all(tmp, p, seed, progress)
-            if out.exists():
-                out.rmdir()
-            os.rename(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        replace_folder(out, lambda tmp: _write_all(tmp, p, seed, progress))
     return out
 
 

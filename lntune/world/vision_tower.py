@@ -17,12 +17,11 @@ import json
 import math
 import os
 import random
-import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.locks import hold_lock
+from lntune.locks import hold_lock, replace_folder
 from lntune.world.generate import load_world
 from lntune.world.presets import PRESETS, TowerPreset
 from lntune.world.scenes import Scene
@@ -302,16 +301,9 @@ def train_tower_atomic(world_dir, out, objective="contrastive", seed=0, steps=No
         raise LntuneError(f"{out}: already exists and holds something else; choose another --out"
                           + (" (--force only replaces a vision tower directory)" if force else " or pass --force"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     with hold_lock(out, "vision tower", inside=False):
         if tower_is_current(out, settings, world_fingerprint(world_dir)):  # built while we waited to start
             return out, False
-        try:
-            train_tower(world_dir, tmp, objective=objective, seed=seed, steps=steps, progress=progress, threads=threads)
-            if out.exists():
-                shutil.rmtree(out)
-            os.rename(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        replace_folder(out, lambda tmp: train_tower(world_dir, tmp, objective=objective, seed=seed, steps=steps,
+                                                    progress=progress, threads=threads))
     return out, True

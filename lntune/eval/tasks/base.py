@@ -161,10 +161,7 @@ def read_json_lines(path: Path, what: str) -> list[dict]:
 def write_json(path: Path, data) -> Path:
     """Write strict JSON atomically (per-process temporary file + rename): a kill never leaves half a file."""
     from lntune.jsonio import dumps_strict
-    from lntune.locks import temp_name
+    from lntune.locks import write_text_atomic
 
     path = Path(path)
-    tmp = temp_name(path)
-    tmp.write_text(dumps_strict(data, path, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, dumps_strict(data, path, indent=2, ensure_ascii=False) + "\n")

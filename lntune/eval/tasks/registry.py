@@ -12,6 +12,7 @@ from lntune.eval.tasks.pope import Pope
 from lntune.eval.tasks.vqav2 import Vqav2
 
 TASKS: dict[str, type[Task]] = {"mme": Mme, "vqav2": Vqav2, "coco": Coco, "flickr30k": Flickr30k, "pope": Pope}
+EVAL_TASKS = tuple(TASKS)  # every task, in Table 1 order: what quickstart, reproduce and `lntune eval` run
 
 
 def parse_task_list(text: str | list[str]) -> list[str]:

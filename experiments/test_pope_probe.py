@@ -1,9 +1,12 @@
-"""scripts/pope_probe.py (text probe): its report on hand-checked scores, the scene as text."""
+"""experiments/pope_probe.py (text probe): its report on hand-checked scores, the scene as text.
+
+    python -m pytest experiments/test_pope_probe.py      # not part of `make test`: the probe is an experiment
+"""
 
 import importlib.util
 from pathlib import Path
 
-_SPEC = importlib.util.spec_from_file_location("pope_probe", Path(__file__).parents[1] / "scripts" / "pope_probe.py")
+_SPEC = importlib.util.spec_from_file_location("pope_probe", Path(__file__).parent / "pope_probe.py")
 probe = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(probe)
 

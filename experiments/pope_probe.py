@@ -1,6 +1,6 @@
 """Can the LLM side answer the world's POPE questions when the vision side is perfect? A text probe.
 
-    python scripts/pope_probe.py text [--world DIR] [--per-split 40]    # the embedded LLM alone, scene given as text
+    python experiments/pope_probe.py text [--world DIR] [--per-split 40]    # the embedded LLM alone, scene given as text
 
 It scores each question by log P(yes) - log P(no) of the first answer token ("Yes"/"yes" vs "No"/"no",
 lntune.analysis.grounding) and reports the ROC AUC of that score against the labels (0.5: no information),
