@@ -21,6 +21,7 @@ import random
 from pathlib import Path
 
 from lntune.errors import LntuneError
+from lntune.locks import replace_folder, write_text_atomic
 from lntune.presets import check_name, preset_names
 
 FILE_PRESETS = ("embedded", "tiny")
@@ -194,17 +195,12 @@ def _write_tiny_data(data: Path, images: Path) -> None:
         for _ in range(i % 4):  # 0-3 more turns: samples of different lengths, as real data
             turns += [{"from": "human", "value": "is there a box"}, {"from": "gpt", "value": "no there is one ball"}]
         records.append({"id": f"tiny-{i}", "image": f"{i}.png", "conversations": turns})
-    tmp = data.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records))
-    tmp.rename(data)
+    write_text_atomic(data, json.dumps(records))
 
 
 def _save_atomic(out: Path, model, processor) -> None:
-    import shutil
+    def write(tmp):
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
 
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    replace_folder(out, write)

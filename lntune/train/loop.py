@@ -30,6 +30,7 @@ import torch
 from lntune.config import RunConfig
 from lntune.errors import LntuneError
 from lntune.jsonio import dumps_strict
+from lntune.run_dir import RunDir
 from lntune.strategies import StrategySpec, apply_strategy
 from lntune.train import distributed_state as shards
 from lntune.train import batches as plan
@@ -45,9 +46,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def strategy_spec(config: RunConfig) -> StrategySpec:
-    t = config.train
-    return StrategySpec(t.strategy, include_base=t.include_base, include_final_norm=t.include_final_norm,
-                        train_embeddings=t.train_embeddings, lora=vars(t.lora).copy())
+    return config.train.strategy_spec()
 
 
 def base_entry(config: RunConfig) -> dict:
@@ -58,7 +57,7 @@ def base_entry(config: RunConfig) -> dict:
     m, out = config.model, config.output_dir
     if m.base:
         base = Path(m.base).resolve()
-        return {"kind": "run" if (base / "lntune.json").is_file() else "hf", "path": path_ref(base, out)}
+        return {"kind": "run" if RunDir(base).is_run else "hf", "path": path_ref(base, out)}
     llm = m.llm if m.llm == "embedded" else path_ref(m.llm, out)
     return {"kind": "build", "llm": llm, "vision": path_ref(m.vision, out), "projector": m.projector,
             "vision_feature_layer": m.vision_feature_layer, "seed": m.seed, "chat_template": m.chat_template,
@@ -324,7 +323,7 @@ class Trainer:
         (out / "summary.json").write_text(dumps_strict(summary, out / "summary.json", indent=2))
         plot_loss_curve(out / "metrics.jsonl", out / "loss.png", title=f"{config.train.strategy}: {out.name}")
         print(f"lntune: done in {seconds:.0f} s, final loss {last_loss:.4f}, peak memory "
-              f"{summary['peak_memory_mb']:.0f} MB -> {out / 'trainable.safetensors'}")
+              f"{summary['peak_memory_mb']:.0f} MB -> {RunDir(out).trainable_file}")
 
     def _warm_start_projector(self) -> None:
         import random

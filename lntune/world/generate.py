@@ -154,7 +154,7 @@ def _write_all(out: Path, p: WorldPreset, seed: int, progress: bool):
     typed = {}
     for kind, prefix in zip(WORLD_INSTRUCT_TYPES, ("conv", "detail", "reason", "vqa")):
         rng = _rng(seed, "instruct", kind)
-        scenes = _cycle_sample(train, p.instruct_per_type, rng)
+        scenes = _cycle_sample(train, p.vqa_samples if kind == "vqa" else p.instruct_per_type, rng)
         if kind == "conversation":
             samples = [instruct.conversation_sample(f"{prefix}-{k:06d}", s, rng, grid) for k, s in enumerate(scenes)]
         elif kind == "vqa":

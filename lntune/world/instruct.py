@@ -252,8 +252,8 @@ def styled_pair(scene: Scene, rng: random.Random, grid: int):
     return topic, q, full
 
 
-VQA_QUESTIONS = {"exists": 4.0, "color_yes_no": 2.0, "color": 1.5, "count": 1.0, "count_yes_no": 0.5, "where": 1.0,
-                 "what_at": 1.0, "size": 0.5, "background": 0.3}
+VQA_QUESTIONS = {"exists": 6.0, "color_yes_no": 2.5, "color": 1.0, "count": 0.7, "count_yes_no": 0.3, "where": 0.5,
+                 "what_at": 0.5, "size": 0.2, "background": 0.2}
 """Question kinds of the short-answer VQA type and their weights: existence and attribute checks first, half of
 the yes/no ones answered "No", as in the academic VQA data of LLaVA-1.5's instruction mix."""
 

@@ -53,7 +53,9 @@ class WorldPreset:
     train_images: int
     """Images used for training (pretrain, instruct, vision tower, Karpathy train split)."""
     instruct_per_type: int
-    """Samples in each of instruct/{conversation,detail,complex_reasoning}.json (mixed.json has all three)."""
+    """Samples in each of instruct/{conversation,detail,complex_reasoning}.json."""
+    vqa_samples: int
+    """Samples in instruct/vqa.json (short-answer questions; mixed.json has all four files)."""
     karpathy_train: int
     karpathy_val: int
     karpathy_test: int
