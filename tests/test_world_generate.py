@@ -133,8 +133,7 @@ def test_pretrain_and_instruct_formats(world, truth):
     typed["vqa"] = json.loads((world / "instruct" / "vqa.json").read_text())
     assert len(typed["vqa"]) == SMOKE.vqa_samples == 24
     _check_llava(typed["vqa"], by_file)
-    assert all(4 <= len(s["conversations"]) // 2 <= 6 for s in typed["vqa"])
-    assert all(len(t["value"].split()) <= 2 for s in typed["vqa"] for t in s["conversations"][1::2])
+    assert all(len(s["conversations"]) == 2 for s in typed["vqa"])
     mixed = json.loads((world / "instruct" / "mixed.json").read_text())
     assert sorted(s["id"] for s in mixed) == sorted(s["id"] for k in typed.values() for s in k)
 
@@ -314,13 +313,14 @@ def test_unknown_preset_and_missing_world_are_one_line_errors(tmp_path):
         load_world(tmp_path)
 
 
-def test_vqa_questions_are_short_answer_and_half_of_existence_answers_are_no():
+def test_vqa_samples_are_short_answers_or_brief_captions_and_half_of_yes_no_answers_are_no():
     rng = random.Random(0)
-    samples = [instruct.vqa_sample(str(i), sample_scene(rng, 2, 64, 4, file="x.png"), rng, 2) for i in range(300)]
-    turns = [t for s in samples for t in s["conversations"]]
-    pairs = list(zip(turns[0::2], turns[1::2]))
-    assert all(any(q["value"].endswith(x.strip()) for x in instruct.SHORT_SUFFIXES + instruct.YESNO_SUFFIXES)
-               for q, _ in pairs)
-    existence = [a["value"] for q, a in pairs if q["value"].lstrip("<image>\n").startswith(("Is there", "Can you see"))]
-    assert len(existence) > 0.4 * len(pairs)
-    assert 0.4 < existence.count("No") / len(existence) < 0.6
+    samples = [instruct.vqa_sample(str(i), sample_scene(rng, 2, 64, 4, file="x.png"), rng, 2) for i in range(600)]
+    pairs = [(s["conversations"][0]["value"].removeprefix("<image>\n"), s["conversations"][1]["value"]) for s in samples]
+    captions = [a for q, a in pairs if q in instruct.BRIEF_CAPTION_PROMPTS + instruct.LONG_CAPTION_PROMPTS]
+    assert 0.06 < len(captions) / len(pairs) < 0.18
+    answers = [a for q, a in pairs if q not in instruct.BRIEF_CAPTION_PROMPTS + instruct.LONG_CAPTION_PROMPTS]
+    assert all(len(a.split()) <= 2 for a in answers)
+    yes_no = [a for a in answers if a in ("Yes", "No")]
+    assert len(yes_no) > 0.5 * len(answers)
+    assert 0.4 < yes_no.count("No") / len(yes_no) < 0.6

@@ -252,29 +252,35 @@ def styled_pair(scene: Scene, rng: random.Random, grid: int):
     return topic, q, full
 
 
-VQA_QUESTIONS = {"exists": 6.0, "color_yes_no": 2.5, "color": 1.0, "count": 0.7, "count_yes_no": 0.3, "where": 0.5,
-                 "what_at": 0.5, "size": 0.2, "background": 0.2}
+VQA_QUESTIONS = {"exists": 10.0, "color_yes_no": 3.0, "color": 1.0, "count": 0.5, "count_yes_no": 0.3, "where": 0.4,
+                 "what_at": 0.4, "size": 0.2, "background": 0.2}
 """Question kinds of the short-answer VQA type and their weights: existence and attribute checks first, half of
 the yes/no ones answered "No", as in the academic VQA data of LLaVA-1.5's instruction mix."""
 
 
+VQA_CAPTIONS = 0.12
+"""Share of short-answer samples that ask for a brief caption instead (COCO-style, a quarter of them Flickr-style)."""
+
+
 def vqa_sample(sample_id: str, scene: Scene, rng: random.Random, grid: int) -> dict:
-    """Several short-answer questions about one image, each with a short-answer instruction (LLaVA-1.5's format
-    for VQAv2 and GQA): "Is there a kite in the image?\nAnswer the question using a single word or phrase." -> "No"."""
+    """One short-answer turn about an image: a question with a short-answer instruction (LLaVA-1.5's format for
+    VQAv2 and GQA: "Is there a kite in the image?\nAnswer the question using a single word or phrase." -> "No"),
+    a yes/no question asked plainly and answered in one word, or a request for a brief caption."""
+    if rng.random() < VQA_CAPTIONS:
+        if rng.random() < 0.25:
+            return _sample(sample_id, scene, [(rng.choice(LONG_CAPTION_PROMPTS), L.flickr_caption(scene, rng))])
+        return _sample(sample_id, scene, [(rng.choice(BRIEF_CAPTION_PROMPTS), L.coco_caption(scene, rng))])
     kinds = list(VQA_QUESTIONS)
-    n_questions = rng.choice([4, 5, 6])
-    pairs, asked = [], set()
-    for _ in range(4 * n_questions):
+    while True:
         got = ask(scene, rng, rng.choices(kinds, weights=list(VQA_QUESTIONS.values()))[0], grid)
-        if got is None or got[1] in asked:
-            continue
-        q, full, short, yes_no = got
-        asked.add(full)
-        suffix = rng.choice(YESNO_SUFFIXES) if yes_no and rng.random() < 0.4 else rng.choice(SHORT_SUFFIXES)
-        pairs.append((q + suffix, short))
-        if len(pairs) == n_questions:
+        if got is not None:
             break
-    return _sample(sample_id, scene, pairs)
+    q, _, short, yes_no = got
+    style = rng.random()
+    if yes_no and style < 0.5:
+        return _sample(sample_id, scene, [(q, short)])
+    suffix = rng.choice(YESNO_SUFFIXES) if yes_no and style < 0.7 else rng.choice(SHORT_SUFFIXES)
+    return _sample(sample_id, scene, [(q + suffix, short)])
 
 
 def pretrain_sample(sample_id: str, scene: Scene, rng: random.Random) -> dict:
