@@ -89,11 +89,14 @@ def _yes_no(truth: bool) -> str:
 
 # Each question builder returns (question, full answer, short answer, is_yes_no) or None if it does not apply.
 
-def q_exists(scene, rng):
+EXISTENCE_WORDINGS = ["Is there {} in the image?", "Is there {} in this image?", "Can you see {} in the picture?",
+                      "Does the image contain {}?", "Is {} visible in this picture?"]
+
+
+def q_exists(scene, rng, plain: bool = False):
     present = rng.random() < 0.5
     cat = rng.choice(scene.categories()) if present else absent_category(scene, rng)
-    q = rng.choice(["Is there {} in the image?", "Is there {} in this image?", "Can you see {} in the picture?",
-                    "Does the image contain {}?", "Is {} visible in this picture?"]).format(L.article(cat))
+    q = (EXISTENCE_WORDINGS[0] if plain else rng.choice(EXISTENCE_WORDINGS)).format(L.article(cat))
     objs = [o for o in scene.objects if o.category == cat]
     if len(objs) == 1:
         full = f"Yes, there is {L.article(L.noun_phrase(objs[0], size=False))} {L.position_phrase(objs[0].position)}."
@@ -252,35 +255,32 @@ def styled_pair(scene: Scene, rng: random.Random, grid: int):
     return topic, q, full
 
 
-VQA_QUESTIONS = {"exists": 10.0, "color_yes_no": 3.0, "color": 1.0, "count": 0.5, "count_yes_no": 0.3, "where": 0.4,
-                 "what_at": 0.4, "size": 0.2, "background": 0.2}
-"""Question kinds of the short-answer VQA type and their weights: existence and attribute checks first, half of
-the yes/no ones answered "No", as in the academic VQA data of LLaVA-1.5's instruction mix."""
-
-
-VQA_CAPTIONS = 0.12
-"""Share of short-answer samples that ask for a brief caption instead (COCO-style, a quarter of them Flickr-style)."""
+VQA_EXISTENCE = 0.65
+"""Share of short-answer samples that ask whether an object is there, plainly ("Is there a kite in the image?"),
+answered "Yes" or "No" (half each); as VQAv2's most common question type, asked one way throughout."""
+VQA_CAPTIONS = 0.1
+"""Share of short-answer samples that ask for a brief (COCO-style) caption instead."""
+VQA_QUESTIONS = {"color": 1.0, "count": 0.6, "where": 0.4, "what_at": 0.4, "background": 0.2}
+"""The other short-answer questions and their weights, each with a short-answer instruction."""
 
 
 def vqa_sample(sample_id: str, scene: Scene, rng: random.Random, grid: int) -> dict:
-    """One short-answer turn about an image: a question with a short-answer instruction (LLaVA-1.5's format for
-    VQAv2 and GQA: "Is there a kite in the image?\nAnswer the question using a single word or phrase." -> "No"),
-    a yes/no question asked plainly and answered in one word, or a request for a brief caption."""
-    if rng.random() < VQA_CAPTIONS:
-        if rng.random() < 0.25:
-            return _sample(sample_id, scene, [(rng.choice(LONG_CAPTION_PROMPTS), L.flickr_caption(scene, rng))])
+    """One short-answer turn about an image, as in the academic VQA part of LLaVA-1.5's instruction mix: a plain
+    existence question answered in one word, another question with a short-answer instruction ("What color is
+    the kite?\nAnswer the question using a single word or phrase." -> "red"), or a request for a brief caption."""
+    r = rng.random()
+    if r < VQA_EXISTENCE:
+        q, _, short, _ = q_exists(scene, rng, plain=True)
+        return _sample(sample_id, scene, [(q, short)])
+    if r < VQA_EXISTENCE + VQA_CAPTIONS:
         return _sample(sample_id, scene, [(rng.choice(BRIEF_CAPTION_PROMPTS), L.coco_caption(scene, rng))])
     kinds = list(VQA_QUESTIONS)
     while True:
         got = ask(scene, rng, rng.choices(kinds, weights=list(VQA_QUESTIONS.values()))[0], grid)
         if got is not None:
             break
-    q, _, short, yes_no = got
-    style = rng.random()
-    if yes_no and style < 0.5:
-        return _sample(sample_id, scene, [(q, short)])
-    suffix = rng.choice(YESNO_SUFFIXES) if yes_no and style < 0.7 else rng.choice(SHORT_SUFFIXES)
-    return _sample(sample_id, scene, [(q + suffix, short)])
+    q, _, short, _ = got
+    return _sample(sample_id, scene, [(q + rng.choice(SHORT_SUFFIXES), short)])
 
 
 def pretrain_sample(sample_id: str, scene: Scene, rng: random.Random) -> dict:
