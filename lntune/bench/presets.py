@@ -21,7 +21,8 @@ import random
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.locks import replace_folder, write_text_atomic
+from lntune.locks import write_text_atomic
+from lntune.model.load import save_mllm
 from lntune.presets import check_name, preset_names
 
 FILE_PRESETS = ("embedded", "tiny")
@@ -117,7 +118,7 @@ def _random_world_tower(out: Path) -> Path:
     config = CLIPVisionConfig(hidden_size=t.hidden_size, intermediate_size=4 * t.hidden_size, num_hidden_layers=t.num_layers,
                               num_attention_heads=t.num_heads, image_size=preset.image_size, patch_size=preset.patch_size,
                               projection_dim=t.projection_dim)
-    _save_atomic(out, CLIPVisionModel(config), image_processor(preset.image_size))
+    save_mllm(CLIPVisionModel(config), image_processor(preset.image_size), out)
     return out
 
 
@@ -168,7 +169,7 @@ def _tiny_llm():
 
 
 def _save_tiny_llm(out: Path) -> None:
-    _save_atomic(out, *_tiny_llm())
+    save_mllm(*_tiny_llm(), out)
 
 
 def _save_tiny_vision(out: Path) -> None:
@@ -178,7 +179,7 @@ def _save_tiny_vision(out: Path) -> None:
     torch.manual_seed(0)
     size = TINY_VISION["image_size"]
     processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    _save_atomic(out, CLIPVisionModel(CLIPVisionConfig(**TINY_VISION)), processor)
+    save_mllm(CLIPVisionModel(CLIPVisionConfig(**TINY_VISION)), processor, out)
 
 
 def _write_tiny_data(data: Path, images: Path) -> None:
@@ -197,10 +198,3 @@ def _write_tiny_data(data: Path, images: Path) -> None:
         records.append({"id": f"tiny-{i}", "image": f"{i}.png", "conversations": turns})
     write_text_atomic(data, json.dumps(records))
 
-
-def _save_atomic(out: Path, model, processor) -> None:
-    def write(tmp):
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-
-    replace_folder(out, write)

@@ -76,9 +76,11 @@ def run(args) -> int:
 
 def _write_result(out, stem: str, result: dict, plot) -> None:
     """out/<stem>.json from `result` and out/<stem>.png drawn by `plot(png_path)`."""
+    from lntune.locks import write_text_atomic
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out / f"{stem}.json", json.dumps(result, indent=2) + "\n")
     plot(out / f"{stem}.png")
 
 

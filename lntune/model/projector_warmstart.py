@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+
 from lntune.errors import LntuneError
 
 
@@ -66,42 +67,47 @@ def idf_weighted_tokens(tokenizer, captions: list[str]):
 
 def patch_tokens(model, pixel_values, chunk: int = 256):
     """The vision features the projector reads (the configured layer, CLS dropped where the strategy drops it)."""
-    import torch
+    from lntune.model.vision import hidden_tokens
 
     config = model.config
-    layer = config.vision_feature_layer
-    if not isinstance(layer, int):
+    if not isinstance(config.vision_feature_layer, int):
         raise LntuneError("projector warm start: model.vision_feature_layer must be one layer")
-    out = []
-    with torch.no_grad():
-        for k in range(0, len(pixel_values), chunk):
-            hidden = model.model.vision_tower(pixel_values=pixel_values[k:k + chunk].to(model.dtype),
-                                              output_hidden_states=True).hidden_states[layer]
-            out.append(hidden[:, 1:] if config.vision_feature_select_strategy == "default" else hidden)
-    return torch.cat(out).float()
+    return hidden_tokens(model.model.vision_tower, pixel_values.to(model.dtype), config.vision_feature_layer,
+                         drop_first=config.vision_feature_select_strategy == "default", chunk=chunk).float()
 
 
-def assign_caption_words(image_tokens, tokens, weights, chunk: int = 256):
-    """For every image token (N, patches, D), the index into its own caption's `tokens` (N, L) of the caption
-    token whose embedding direction `image_tokens` is closest to (padding, weight 0, never chosen)."""
+def assign_caption_words(image_tokens, words, tokens, weights, chunk: int = 256):
+    """For every image token (N, patches, D; unit length), the index into its own caption's `tokens` (N, L) of the
+    caption token whose unit embedding (a row of `words`) is closest to it; padding (weight 0) is never chosen.
+    Chunked over images, so that no (N, L, D) tensor of caption embeddings is held at once."""
     import torch
 
     out = []
     for k in range(0, len(image_tokens), chunk):
-        sim = torch.einsum("npd,nld->npl", image_tokens[k:k + chunk], tokens[k:k + chunk])
+        sim = torch.einsum("npd,nld->npl", image_tokens[k:k + chunk], words[tokens[k:k + chunk]])
         out.append(sim.masked_fill((weights[k:k + chunk] <= 0)[:, None, :], -2.0).argmax(-1))
     return torch.cat(out)
 
 
-def refit_to_words(features, targets, ridge: float = 1e-3):
-    """Ridge least squares (weight, bias) with features (n, H) @ weight.T + bias ≈ targets (n, D); `ridge` is
-    relative to the mean diagonal of the normal matrix."""
+REFIT_ROWS = 65536
+"""Patch tokens per chunk of the self-training refit (~0.5 GB of float64 for a 1,024-wide tower)."""
+
+
+def refit_to_words(features, targets_of, ridge: float = 1e-3):
+    """Ridge least squares (weight, bias) with features (N, patches, H) @ weight.T + bias ≈ targets_of(k, k+chunk)
+    (the target rows of images k..k+chunk, (n, patches, D)); the normal equations are summed over chunks of
+    REFIT_ROWS tokens. `ridge` is relative to the mean diagonal of the normal matrix."""
     import torch
 
-    x = torch.cat([features, torch.ones(len(features), 1)], 1).double()
-    normal = x.T @ x
-    normal += ridge * normal.diagonal().mean() * torch.eye(len(normal), dtype=normal.dtype)
-    solution = torch.linalg.solve(normal, x.T @ targets.double()).float()
+    chunk = max(1, REFIT_ROWS // features.shape[1])
+    normal, rhs = 0, 0
+    for k in range(0, len(features), chunk):
+        x = features[k:k + chunk].flatten(0, 1).double()
+        x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+        normal = normal + x.T @ x
+        rhs = rhs + x.T @ targets_of(k, k + chunk).flatten(0, 1).double()
+    normal = normal + ridge * normal.diagonal().mean() * torch.eye(len(normal), dtype=normal.dtype)
+    solution = torch.linalg.solve(normal, rhs).float()
     return solution[:-1].T.contiguous(), solution[-1].contiguous()
 
 
@@ -154,9 +160,9 @@ def align_projector(model, processor, records: list[dict], image_folder, steps: 
     with torch.no_grad():
         weight, bias = weight.detach(), bias.detach()
         for _ in range(rounds):  # self-training: each token onto the caption word it is nearest to
-            nearest = assign_caption_words(F.normalize(projector(features), dim=-1), words[tokens], weights)
-            targets = embeddings[tokens.gather(1, nearest.flatten(1))]
-            weight, bias = refit_to_words(features.flatten(0, 1), targets.flatten(0, 1))
+            nearest = tokens.gather(1, assign_caption_words(F.normalize(projector(features), dim=-1), words, tokens,
+                                                            weights))  # (N, patches) token ids
+            weight, bias = refit_to_words(features, lambda a, b: embeddings[nearest[a:b]])
         scale = embeddings.norm(dim=-1).mean() / projector(features.flatten(0, 1)).norm(dim=-1).mean()
         linear.weight.copy_((weight * scale).to(linear.weight.dtype))
         linear.bias.copy_((bias * scale).to(linear.bias.dtype))

@@ -38,3 +38,14 @@ def load_vision_tower(path, dtype=None):
     model = getattr(transformers, class_name).from_pretrained(path, dtype=dtype)
     processor = AutoImageProcessor.from_pretrained(path)
     return model, processor, strategy, extra
+
+
+def hidden_tokens(vision, pixel_values, layer: int, drop_first: bool = True, chunk: int = 256):
+    """A vision model's hidden states at `layer` for `pixel_values`, computed in chunks without gradients:
+    (images, tokens, hidden), the first (CLS) token dropped when `drop_first`."""
+    import torch
+
+    start = 1 if drop_first else 0
+    with torch.no_grad():
+        return torch.cat([vision(pixel_values=pixel_values[k:k + chunk], output_hidden_states=True)
+                          .hidden_states[layer][:, start:] for k in range(0, len(pixel_values), chunk)])

@@ -87,7 +87,8 @@ def _samples_seen(samples: int | None, world: str, overrides: list[str]) -> int:
     if samples is None:
         from lntune.world.presets import get_preset
 
-        samples = 3 * get_preset(world).instruct_per_type + get_preset(world).vqa_samples
+        p = get_preset(world)
+        samples = len(SUBSET_TYPES) * p.instruct_per_type + p.vqa_samples  # mixed.json
     batch = _override(overrides, "train.batch_size", 16)
     steps = max(1, samples // batch)
     return batch * min(steps, _override(overrides, "train.max_steps", steps))

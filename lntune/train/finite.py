@@ -4,7 +4,7 @@
     skip = guard.before_update(step, loss, grad_norm)      # raises NonFiniteError under "stop"
     ...optimizer.step() unless skip...
     guard.after_update(step, params, accelerator)          # raises when the update made a weight non-finite
-    guard.finish(steps_run)                                # raises when every step was skipped
+    guard.finish()                                         # raises when every step was skipped
 
 `require_finite` is the last line of defence: every save of trainable tensors calls it, so no
 `*.safetensors` lntune writes holds a NaN or an infinity. A NonFiniteError is a LntuneError, so the

@@ -31,11 +31,9 @@ def scale_hidden_states(vision, factor: float) -> None:
 
 def patch_tokens(vision, pixels, layer: int = -1, chunk: int = 256):
     """The patch tokens (CLS dropped) of `vision` at `layer` for `pixels`, in chunks: (images, patches, hidden)."""
-    import torch
+    from lntune.model.vision import hidden_tokens
 
-    with torch.no_grad():
-        return torch.cat([vision(pixel_values=pixels[k:k + chunk], output_hidden_states=True).hidden_states[layer][:, 1:]
-                          for k in range(0, len(pixels), chunk)])
+    return hidden_tokens(vision, pixels, layer, chunk=chunk)
 
 
 def match_token_norm(vision, pixels, target_norm: float, layer: int = -1, chunk: int = 256) -> float:
