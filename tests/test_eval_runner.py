@@ -14,6 +14,8 @@ from test_eval_helpers import tiny_llava, write_tiny_benchmarks  # noqa: E402
 from lntune.errors import LntuneError  # noqa: E402
 from lntune.eval import generate as gen  # noqa: E402
 from lntune.eval.runner import evaluate  # noqa: E402
+from lntune.eval.tasks.mme import Mme  # noqa: E402
+from lntune.eval.tasks.pope import Pope  # noqa: E402
 
 ALL = ["mme", "vqav2", "coco", "flickr30k", "pope"]
 
@@ -32,13 +34,14 @@ class FakeGenerator:
     """Stands in for generate_batch: records the prompts of each call, answers `answer`, can die."""
 
     def __init__(self, answer="Yes", die_on_call=None):
-        self.answer, self.die_on_call, self.calls = answer, die_on_call, []
+        self.answer, self.die_on_call, self.calls, self.settled = answer, die_on_call, [], set()
 
-    def __call__(self, model, processor, prompts, images, max_new_tokens, **kwargs):
+    def __call__(self, model, processor, prompts, images, max_new_tokens, settled=None, **kwargs):
         if self.die_on_call is not None and len(self.calls) + 1 == self.die_on_call:
             raise KeyboardInterrupt
         assert len(prompts) == len(images)
         self.calls.append(list(prompts))
+        self.settled.add(settled is not None)
         return [self.answer for _ in prompts]
 
     @property
@@ -162,8 +165,6 @@ def test_resume_after_a_kill_generates_only_the_rest(tiny, bench, tmp_path, monk
 
 
 def _pope_prompts(data, processor):
-    from lntune.eval.tasks.pope import Pope
-
     return [gen.render_prompt(processor, s.messages) for s in Pope(data).samples()]
 
 
@@ -179,10 +180,17 @@ def test_greedy_asks_each_image_and_prompt_once_and_sampling_asks_every_question
     records = _lines(tmp_path / "greedy" / "predictions" / "pope.jsonl")
     assert Counter(r["prompt"] for r in records) == Counter(prompts)
 
+    assert greedy.settled == {True}
+    assert json.loads((tmp_path / "greedy" / "timing.json").read_text())["pope"]["unique_requests"] == 6
+
     sampling = FakeGenerator("No")
     monkeypatch.setattr(gen, "generate_batch", sampling)
     evaluate(model, processor, ["pope"], data, tmp_path / "sampled", batch_size=4, do_sample=True, progress=False)
     assert Counter(sampling.prompts) == Counter(prompts)
+    # Sampling: every question is its own draw, and no answer ends early.
+    assert sampling.settled == {False}
+    assert json.loads((tmp_path / "sampled" / "timing.json").read_text())["pope"]["unique_requests"] == 12
+    assert "stop_when_settled" not in json.loads((tmp_path / "sampled" / "eval_config.json").read_text())["decoding"]["pope"]
 
 
 def test_a_resumed_greedy_run_reuses_answers_to_the_same_question(tiny, bench, tmp_path, monkeypatch):
@@ -306,8 +314,47 @@ def test_deduplicated_batches_answer_as_one_question_at_a_time(tiny, bench, tmp_
     data, _ = bench
     out = tmp_path / "out"
     evaluate(model, processor, ["pope", "mme"], data, out, batch_size=3, max_new_tokens=4, progress=False)
-    for task in ("pope", "mme"):
-        for r in _lines(out / "predictions" / f"{task}.jsonl"):
-            alone = gen.generate_batch(model, processor, [r["prompt"]], [open_image(r["image"], r["id"], task)],
-                                       max_new_tokens=4)
+    for task in (Pope(data), Mme(data)):
+        for r in _lines(out / "predictions" / f"{task.name}.jsonl"):
+            alone = gen.generate_batch(model, processor, [r["prompt"]], [open_image(r["image"], r["id"], task.name)],
+                                       max_new_tokens=4, settled=task.settled)
             assert alone == [r["text"]], r["id"]
+
+
+def test_deduplicated_run_writes_the_answers_of_an_undeduplicated_one(tiny, bench, tmp_path, monkeypatch):
+    from lntune.eval import runner
+
+    model, processor = tiny
+    data, _ = bench
+    evaluate(model, processor, ["pope"], data, tmp_path / "once", batch_size=4, max_new_tokens=6, progress=False)
+    monkeypatch.setattr(runner, "group_requests", lambda samples, prompts, greedy: [[s] for s in samples])
+    evaluate(model, processor, ["pope"], data, tmp_path / "every", batch_size=4, max_new_tokens=6, progress=False)
+    for name in ("pope/answers.jsonl", "metrics.json"):
+        assert (tmp_path / "once" / name).read_text() == (tmp_path / "every" / name).read_text()
+    timings = [json.loads((tmp_path / run / "timing.json").read_text())["pope"] for run in ("once", "every")]
+    assert [(t["generated"], t["unique_requests"]) for t in timings] == [(12, 6), (12, 12)]
+
+
+def test_answers_ended_when_settled_score_as_whole_answers(tiny, bench, tmp_path, monkeypatch):
+    model, processor = tiny
+    data, _ = bench
+    evaluate(model, processor, ["pope", "mme"], data, tmp_path / "early", batch_size=4, max_new_tokens=12,
+             progress=False)
+    for task in (Pope, Mme):
+        monkeypatch.setattr(task, "stops_when_settled", False)
+    evaluate(model, processor, ["pope", "mme"], data, tmp_path / "whole", batch_size=4, max_new_tokens=12,
+             progress=False)
+    early, whole = ({r["id"]: r["text"] for task in ("pope", "mme") for r in _lines(tmp_path / run / "predictions" /
+                                                                                    f"{task}.jsonl")}
+                    for run in ("early", "whole"))
+    assert early.keys() == whole.keys()
+    assert all(whole[i].startswith(early[i]) for i in early)
+    assert sum(len(early[i]) < len(whole[i]) for i in early) >= len(early) // 5  # 8 of 20 with torch 2.13
+    # The parsed answers (POPE) and right/other counts (MME) per question are those of the whole answers.
+    for task in ("pope", "mme"):
+        assert (tmp_path / "early" / "units" / f"{task}.json").read_text() == \
+            (tmp_path / "whole" / "units" / f"{task}.json").read_text()
+    metrics = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("early", "whole")]
+    assert metrics[0] == metrics[1]
+    configs = [json.loads((tmp_path / run / "eval_config.json").read_text())["decoding"] for run in ("early", "whole")]
+    assert configs[0]["pope"] == {**configs[1]["pope"], "stop_when_settled": True}

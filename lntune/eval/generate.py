@@ -7,11 +7,15 @@
 Prompts are left-padded so every row's last prompt token sits at the same position and the new tokens
 are appended after it; decoding uses the KV cache, is greedy unless `do_sample=True`, and each row stops
 at EOS or the chat template's end-of-turn token (the rest of the batch keeps going, the finished row
-gets pad tokens that are cut off here). With greedy decoding a batch gives the same tokens as one
-question at a time (tests/test_eval_generate.py checks this on a tiny model).
+gets pad tokens that are cut off here). Given `settled` (greedy only), a row also stops once that
+function of its text so far says more text could not change its scored answer (lntune/eval/settled.py).
+With greedy decoding a batch gives the same tokens as one question at a time (tests/test_eval_generate.py
+checks this on a tiny model).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from lntune.errors import LntuneError
 
@@ -54,27 +58,33 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 
 def generate_batch(model, processor, prompts: list[str], images: list, max_new_tokens: int = 32,
                    do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                   top_p: float | None = None) -> list[str]:
+                   top_p: float | None = None, settled: Callable[[str], bool] | None = None) -> list[str]:
     """Generate one answer per (prompt, image) pair; returns the decoded new text of each row, stripped.
 
     `prompts` are rendered strings (see `render_prompt`), each with one `<image>` placeholder; `images`
     are PIL images in the same order. Greedy by default; `do_sample=True` samples with `temperature`
-    (and `top_k` / `top_p` when given) from torch's global RNG.
+    (and `top_k` / `top_p` when given) from torch's global RNG. `settled(text)` (greedy only) ends a row
+    early, once its answer so far is settled (lntune/eval/settled.py).
     """
     rows = generate_tokens(model, processor, prompts, images, max_new_tokens, do_sample=do_sample,
-                           temperature=temperature, top_k=top_k, top_p=top_p)
+                           temperature=temperature, top_k=top_k, top_p=top_p, settled=settled)
     return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
 
 
 def generate_tokens(model, processor, prompts: list[str], images: list, max_new_tokens: int = 32,
                     do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                    top_p: float | None = None) -> list[list[int]]:
-    """The new token ids of each row, cut before its first stop token (`generate_batch` without decoding)."""
+                    top_p: float | None = None, settled: Callable[[str], bool] | None = None) -> list[list[int]]:
+    """The new token ids of each row, cut before its first stop token or after the token that settled its
+    answer (`generate_batch` without decoding)."""
     import torch
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig, StoppingCriteriaList
+
+    from lntune.eval.settled import SettledAnswers
 
     if len(prompts) != len(images):
         raise ValueError(f"generate_tokens: {len(prompts)} prompts but {len(images)} images")
+    if settled is not None and do_sample:
+        raise ValueError("generate_tokens: stopping at a settled answer is for greedy decoding only")
     if not prompts:
         return []
     tokenizer = processor.tokenizer
@@ -90,8 +100,17 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
     else:
         # A fresh config keeps the checkpoint's sampling defaults (temperature, top_p) out of greedy decoding.
         options.update(temperature=None, top_k=None, top_p=None)
+    prompt_length = inputs["input_ids"].shape[1]
+    criteria = [SettledAnswers(tokenizer, prompt_length, settled)] if settled is not None else []
     with torch.inference_mode():
-        output = model.generate(**inputs, generation_config=GenerationConfig(**options))
+        output = model.generate(**inputs, generation_config=GenerationConfig(**options),
+                                stopping_criteria=StoppingCriteriaList(criteria))
     stop_set = set(stops)
-    rows = output[:, inputs["input_ids"].shape[1]:].tolist()
-    return [row[: next((i for i, token in enumerate(row) if token in stop_set), len(row))] for row in rows]
+    settled_at = criteria[0].lengths if criteria else {}
+    return [_cut(row, stop_set, settled_at.get(n)) for n, row in enumerate(output[:, prompt_length:].tolist())]
+
+
+def _cut(row: list[int], stop_set: set[int], settled_length: int | None) -> list[int]:
+    """`row` before its first stop token, and no longer than `settled_length` when given."""
+    end = next((i for i, token in enumerate(row) if token in stop_set), len(row))
+    return row[: end if settled_length is None else min(end, settled_length)]

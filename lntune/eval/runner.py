@@ -8,7 +8,9 @@ or `lntune eval --model DIR --tasks mme,vqav2,coco,flickr30k,pope --data-root DI
 Every generated answer is appended to <out>/predictions/<task>.jsonl (`id`, `image`, `prompt`, `text`),
 flushed after each batch; running the same command again skips the ids already answered, so a killed
 run continues where it stopped. With greedy decoding, questions with the same image and rendered prompt
-are generated once and every one of them gets a record with that answer. When a task is complete its
+are generated once and every one of them gets a record with that answer, and on POPE and MME an answer
+ends as soon as more text could not change what the official scorer reads from it (lntune/eval/settled.py;
+timing.json counts the questions answered and the distinct requests generated). When a task is complete its
 official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
 <out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol and
 decoding settings: resuming with different ones is refused, as mixing them would make the numbers
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from lntune.errors import LntuneError
@@ -69,20 +71,23 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
                     for name in parse_task_list(tasks)]
     # Read every task's files before generating anything: a missing file should fail in seconds, not hours.
     loaded = [(task, task.samples(limits.get(task.name) if limits else limit)) for task in task_objects]
-    decodings = {task.name: resolve_decoding(task.decoding(), overrides) for task, _ in loaded}
+    from lntune.eval.settled import keeps_prefixes
+
+    can_stop_early = keeps_prefixes(processor.tokenizer)
+    decodings = {task.name: resolve_decoding(task.decoding(), overrides, can_stop_early) for task, _ in loaded}
     out_dir.mkdir(parents=True, exist_ok=True)
     check_run_config(out_dir, {"protocol": protocol, "seed": seed,
-                               "decoding": {name: asdict(d) for name, d in decodings.items()}})
+                               "decoding": {name: d.record() for name, d in decodings.items()}})
 
     metrics = _read_json_or_empty(out_dir / METRICS_FILE)
     timing = _read_json_or_empty(out_dir / TIMING_FILE)
     for task, samples in loaded:
         task.bootstrap = bootstrap
         started = time.perf_counter()
-        answers, generated = run_task(model, processor, task, samples, decodings[task.name], out_dir,
-                                      batch_size=batch_size, seed=seed, progress=progress)
+        answers, generated, unique = run_task(model, processor, task, samples, decodings[task.name], out_dir,
+                                              batch_size=batch_size, seed=seed, progress=progress)
         seconds = time.perf_counter() - started
-        timing[task.name] = {"generated": generated, "seconds": round(seconds, 3),
+        timing[task.name] = {"generated": generated, "unique_requests": unique, "seconds": round(seconds, 3),
                              "questions_per_s": round(generated / seconds, 3) if generated and seconds else None,
                              "batch_size": batch_size}
         task.write_outputs(samples, answers, out_dir)
@@ -96,9 +101,12 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
     return {task.name: metrics[task.name] for task, _ in loaded}
 
 
-def resolve_decoding(default: Decoding, overrides: dict) -> Decoding:
-    """The protocol's decoding with the given (non-None) overrides applied."""
+def resolve_decoding(default: Decoding, overrides: dict, can_stop_early: bool = True) -> Decoding:
+    """The protocol's decoding with the given (non-None) overrides applied; a settled answer ends a row early
+    only with greedy decoding and when `can_stop_early` (the tokenizer allows it: lntune/eval/settled.py)."""
     decoding = replace(default, **{k: v for k, v in overrides.items() if v is not None})
+    if decoding.do_sample or not can_stop_early:
+        decoding = replace(decoding, stop_when_settled=False)
     if decoding.max_new_tokens < 1:
         raise LntuneError(f"--max-new-tokens must be at least 1, got {decoding.max_new_tokens}")
     if decoding.do_sample and decoding.temperature <= 0:
@@ -125,8 +133,9 @@ def check_run_config(out_dir: Path, config: dict) -> None:
 
 
 def run_task(model, processor, task: Task, samples: list[Sample], decoding: Decoding, out_dir: Path,
-             batch_size: int = 8, seed: int = 42, progress: bool = True) -> tuple[dict[str, dict], int]:
-    """Generate the answers `samples` still lack; returns ({id: record}, number generated now)."""
+             batch_size: int = 8, seed: int = 42, progress: bool = True) -> tuple[dict[str, dict], int, int]:
+    """Generate the answers `samples` still lack; returns ({id: record}, questions answered now, distinct
+    requests generated for them)."""
     import torch
     from tqdm import tqdm
 
@@ -135,7 +144,7 @@ def run_task(model, processor, task: Task, samples: list[Sample], decoding: Deco
     answers = load_predictions(jsonl, prompts)
     pending = [s for s in samples if s.id not in answers]
     if not pending:
-        return answers, 0
+        return answers, 0, 0
     requests = group_requests(pending, prompts, greedy=not decoding.do_sample)
     # Greedy decoding is deterministic: an (image, prompt) answered before a kill is not asked again.
     known = {} if decoding.do_sample else {(r["image"], r["prompt"]): r["text"] for r in answers.values()}
@@ -173,12 +182,13 @@ def run_task(model, processor, task: Task, samples: list[Sample], decoding: Deco
                     model, processor, [prompts[r[0].id] for r in batch], images,
                     max_new_tokens=decoding.max_new_tokens, do_sample=decoding.do_sample,
                     temperature=decoding.temperature, top_k=decoding.top_k,
+                    settled=task.settled if decoding.stop_when_settled else None,
                 )
                 write(f, batch, texts)
     finally:
         bar.close()
         model.train(was_training)
-    return answers, len(pending)
+    return answers, len(pending), len(requests)
 
 
 def group_requests(samples: list[Sample], prompts: dict[str, str], greedy: bool) -> list[list[Sample]]:

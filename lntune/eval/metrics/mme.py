@@ -45,8 +45,25 @@ def mme_result_line(image: str, question: str, gt: str, response: str) -> str:
     A tab or newline inside a response would break the official file layout; as a space it parses
     the same (the first four characters of "yes\nIt is." and "yes It is." agree).
     """
-    fields = [" ".join(str(f).replace("\t", " ").splitlines()) for f in (image, question, gt, response)]
-    return "\t".join(fields) + "\n"
+    return "\t".join(one_line(field) for field in (image, question, gt, response)) + "\n"
+
+
+def one_line(field) -> str:
+    """A field of a results line: tabs and line breaks become spaces."""
+    return " ".join(str(field).replace("\t", " ").splitlines())
+
+
+def mme_answer_settled(text: str) -> bool:
+    """Whether `parse_mme_answer` gives the same answer for the response written from `text` (stripped, as
+    lntune stores answers) and for the one written from every text that continues it.
+
+    The parser reads the lower-cased response: exactly "yes"/"no", else "yes" or "no" within its first 4
+    characters. Once the written response has 4 characters they are fixed and it cannot be exactly
+    "yes"/"no" any more; a shorter one holding "yes" or "no" keeps it within the first 4, and "yes"
+    cannot appear beside a "no" there (the two would overlap).
+    """
+    response = one_line(text).lower()
+    return len(response) >= 4 or "yes" in response or "no" in response
 
 
 def score_mme_file(path) -> dict:

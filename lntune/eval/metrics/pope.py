@@ -24,12 +24,27 @@ LABEL_FILE = "coco_pope_{split}.json"
 _LAYOUT = "a folder with coco_pope_random.json, coco_pope_popular.json, coco_pope_adversarial.json"
 
 
+NO_WORDS = ("No", "not", "no")
+
+
 def parse_pope_answer(text) -> str:
     """'yes' or 'no' for one free-form answer, by the official rule (anything unclear is 'yes')."""
     text = "" if text is None else str(text)
     first_sentence = text.split(".")[0]
     words = first_sentence.replace(",", "").split(" ")
-    return "no" if ("No" in words or "not" in words or "no" in words) else "yes"
+    return "no" if any(word in NO_WORDS for word in words) else "yes"
+
+
+def pope_answer_settled(text: str) -> bool:
+    """Whether `parse_pope_answer` gives the same answer for `text` and for every text that continues it.
+
+    True once `text` holds a "." (its first sentence, all the parser reads, is complete), or once a word
+    No, not or no in it is followed by a space (later text only adds words after it; a "," deleted later
+    cannot join words across a space), which makes the answer "no" whatever follows.
+    """
+    if "." in text:
+        return True
+    return any(word in NO_WORDS for word in text.replace(",", "").split(" ")[:-1])
 
 
 def pope_metrics(answers: list, labels: list) -> dict:

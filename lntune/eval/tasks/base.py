@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lntune.errors import LntuneError
@@ -44,6 +44,15 @@ class Decoding:
     do_sample: bool = False
     temperature: float = 1.0
     top_k: int | None = None
+    # Greedy only: a row stops once more text could not change its scored answer (Task.settled).
+    stop_when_settled: bool = False
+
+    def record(self) -> dict:
+        """The settings as eval_config.json keeps them (stop_when_settled only when on)."""
+        settings = asdict(self)
+        if not self.stop_when_settled:
+            del settings["stop_when_settled"]
+        return settings
 
 
 # The authors' harness: `--num_beams 1 --do_sample --top_k 50`, temperature 0.2, max_generation_length 10.
@@ -69,6 +78,8 @@ class Task(ABC):
     layout = ""
     # Resamples for the 95% intervals of the metrics (lntune eval --bootstrap; 0: no intervals).
     bootstrap = DEFAULT_RESAMPLES
+    # Whether `settled` can end a greedy answer early (tasks whose official parser reads only its start).
+    stops_when_settled = False
 
     def __init__(self, data_root, image_root=None, protocol: str = "official", seed: int = 42):
         if protocol not in PROTOCOLS:
@@ -81,7 +92,7 @@ class Task(ABC):
     def decoding(self) -> Decoding:
         if self.protocol == "paper":
             return PAPER_DECODING
-        return Decoding(max_new_tokens=self.official_max_new_tokens)
+        return Decoding(max_new_tokens=self.official_max_new_tokens, stop_when_settled=self.stops_when_settled)
 
     @abstractmethod
     def samples(self, limit: int | None = None) -> list[Sample]:
@@ -90,6 +101,11 @@ class Task(ABC):
     def parse(self, text: str) -> str:
         """The answer that goes into the official result file, from the generated text."""
         return text.strip()
+
+    def settled(self, text: str) -> bool:
+        """Whether the official scorer reads the same answer from `text` (a stripped answer so far) and
+        from every text that continues it; tasks with `stops_when_settled` override this."""
+        return False
 
     @abstractmethod
     def write_outputs(self, samples: list[Sample], answers: dict[str, dict], out_dir: Path) -> list[Path]:

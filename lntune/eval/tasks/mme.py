@@ -28,6 +28,7 @@ IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg", ".JPG", ".PNG")
 class Mme(Task):
     name = "mme"
     official_max_new_tokens = 16
+    stops_when_settled = True
     layout = "mme/<subtask>/{<name>.txt, <name>.jpg|png} or mme/<subtask>/{questions_answers_YN,images}/"
 
     def subtasks(self) -> list[str]:
@@ -74,6 +75,11 @@ class Mme(Task):
         if not samples:
             raise LntuneError(f"mme: {folder} holds no question files (<name>.txt with 'question<TAB>Yes|No' lines)")
         return samples
+
+    def settled(self, text: str) -> bool:
+        from lntune.eval.metrics.mme import mme_answer_settled
+
+        return mme_answer_settled(text)
 
     def write_outputs(self, samples, answers, out_dir) -> list[Path]:
         from lntune.eval.metrics.mme import mme_result_line

@@ -24,6 +24,7 @@ SPLITS = ("random", "popular", "adversarial")
 class Pope(Task):
     name = "pope"
     official_max_new_tokens = 16
+    stops_when_settled = True
     layout = "pope/coco_pope_{random,popular,adversarial}.json"
 
     def image_folders(self) -> list[Path]:
@@ -52,6 +53,11 @@ class Pope(Task):
                     meta={"question_id": row["question_id"], "category": split, "label": row["label"]},
                 ))
         return samples
+
+    def settled(self, text: str) -> bool:
+        from lntune.eval.metrics.pope import pope_answer_settled
+
+        return pope_answer_settled(text)
 
     def write_outputs(self, samples, answers, out_dir) -> list[Path]:
         path = self.task_dir(out_dir) / "answers.jsonl"
