@@ -41,7 +41,11 @@ SELECT_TASK = "flickr30k"
 # Training cost of each strategy relative to layernorm (frozen weights need no weight gradients), measured on
 # SmolLM2-135M on a 2-core x86 CPU. Only the progress bar's ETA and the planned budget use these.
 STEP_COST = {"finetune": 1.5, "lora": 1.3, "attn-qv": 1.15, "attn-mlp": 1.3, "layernorm": 1.0,
-             "layernorm-simple": 0.95, "connector": 0.9, "stage1": 0.6}
+             "layernorm-simple": 0.95, "connector": 0.9, "stage1": 1.05}
+# Evaluation seconds per question (per image for captions, whose answers are long) of SmolLM2-135M with the world
+# tower, batch 16: single-thread CPU seconds measured per task on a 2-core x86 CPU shared with other work (an upper
+# bound), times 0.65, the ratio of an idle 2-core run's wall clock to the same estimate at the sizes it ran.
+EVAL_SECONDS = {"mme": 0.06, "pope": 0.06, "vqav2": 0.11, "coco": 0.65, "flickr30k": 0.65}
 
 
 @dataclass
@@ -67,10 +71,9 @@ class ReproducePreset:
     model: list[str] = field(default_factory=list)  # model overrides (the smoke test's tiny random models)
     model_classification: list[str] = field(default_factory=list)  # the same for the Table 5 tower
     seconds_per_sample: float = 0.2  # SmolLM2 training, layernorm, idle 2 cores (STEP_COST scales it per strategy)
-    seconds_per_question: float = 0.35  # evaluation, generation-bound (a caption counts 3 questions)
-    seconds_per_load: float = 8.0  # building/loading a model for a run or an evaluation
-    tower_seconds: float = 100.0  # training one world vision tower when not cached
-    bench_seconds: float = 150.0
+    seconds_per_load: float = 3.0  # building/loading a model for a run or an evaluation
+    tower_seconds: float = 60.0  # training one world vision tower when not cached
+    bench_seconds: float = 125.0
 
     def grid(self, strategy: str) -> tuple[float, ...]:
         return self.lrs[strategy]
@@ -78,16 +81,27 @@ class ReproducePreset:
     def swept(self, strategy: str) -> bool:
         return len(self.grid(strategy)) > 1
 
-    def eval_questions(self, limit: int | dict | None) -> int:
-        """Questions one full evaluation asks: MME 4 subtasks, VQAv2, two caption sets (x3: long answers), POPE 3 splits."""
+    @property
+    def norms_only_is_simple(self) -> bool:
+        """Table 4's norms-only model is layernorm-simple's first-seed run, known before anything runs: layernorm
+        without the base set trains the same parameters, and neither is swept and their learning rates agree."""
+        return not (self.swept("layernorm") or self.swept("layernorm-simple")) and \
+            self.grid("layernorm") == self.grid("layernorm-simple")
+
+    def eval_questions(self, limit: int | dict | None) -> dict[str, int]:
+        """{task: questions one evaluation at `limit` asks} (images for captions; MME: 4 subtasks, POPE: 3 splits)."""
         from lntune.world.presets import get_preset
 
         w = get_preset(self.world)
-        full = {"mme": 2 * w.mme_images, "vqav2": w.vqav2_questions, "coco": w.karpathy_test,
-                "flickr30k": w.karpathy_test, "pope": 6 * w.pope_images}  # per subtask / split
-        per_task = {t: min(n, _limit_of(limit, t) or n) for t, n in full.items()}
-        return 4 * per_task["mme"] + per_task["vqav2"] + 3 * (per_task["coco"] + per_task["flickr30k"]) + \
-            3 * per_task["pope"]
+        per_part = {"mme": 2 * w.mme_images, "vqav2": w.vqav2_questions, "coco": w.karpathy_test,
+                    "flickr30k": w.karpathy_test, "pope": 6 * w.pope_images}  # per subtask / split
+        parts = {"mme": 4, "pope": 3}
+        return {t: parts.get(t, 1) * min(n, _limit_of(limit, t) or n) for t, n in per_part.items()}
+
+    def eval_seconds(self, limit: int | dict | None, tasks=tuple(EVAL_SECONDS)) -> float:
+        """Planned seconds of one evaluation of `tasks` at `limit` (model loading included)."""
+        questions = self.eval_questions(limit)
+        return self.seconds_per_load + sum(EVAL_SECONDS[t] * questions[t] for t in tasks)
 
 
 def _limit_of(limit: int | dict | None, task: str) -> int | None:
@@ -181,6 +195,8 @@ def model_evals(p: ReproducePreset, out: Path) -> dict[str, list[tuple[int, str,
     others = [*(f"subset-{t}" for t in SUBSET_TYPES), "table4-connector", "table4-layernorm", "table5-finetune",
               "table5-layernorm"]
     models.update({name: [(p.seeds[0], f"eval/{name}", out / "eval" / name)] for name in others})
+    if p.norms_only_is_simple:
+        models["table4-layernorm"] = models["layernorm-simple"][:1]
     return models
 
 
@@ -217,7 +233,7 @@ def train_job(key: str, label: str, config_name: str, overrides: Callable[[Conte
     return Job(key, label, cost, _trained(run_dir), action)
 
 
-def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: Path, tasks, limit, questions: int,
+def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: Path, tasks, limit, seconds: float,
              p: ReproducePreset) -> Job:
     from lntune.pipeline import evaluate_run
 
@@ -226,7 +242,7 @@ def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: 
                             batch_size=p.eval_batch_size, name=key.split("/", 1)[1],
                             image_root=ctx.world() / "images", progress=False)
 
-    return Job(key, label, p.seconds_per_load + questions * p.seconds_per_question, _evaluated(out_dir, tasks), action)
+    return Job(key, label, seconds, _evaluated(out_dir, tasks), action)
 
 
 def plan(p: ReproducePreset, out: Path) -> list[Job]:
@@ -240,8 +256,8 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     samples = _samples_seen(p.mix_samples, p.world, p.stage2)
     subset_samples = _samples_seen(p.subset_samples, p.world, p.stage2)
     stage1_samples = _stage1_samples(p)
-    full_questions = p.eval_questions(p.eval_limit)
-    sweep_questions = 3 * (p.sweep_limit or p.eval_questions(None) // 10)
+    full_seconds = p.eval_seconds(p.eval_limit)
+    sweep_seconds = p.eval_seconds(p.sweep_limit, (SELECT_TASK,))
     mix = [f"data.max_samples={p.mix_samples}"] if p.mix_samples else []
     tracked = [f"train.track_grads=[{','.join(map(str, p.track_layers))}]"] if p.track_layers else []
 
@@ -274,7 +290,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
                                       f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
                 jobs.append(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}: {SELECT_TASK}",
                                      lambda ctx, d=run_dir: d, run_dir / "eval", (SELECT_TASK,), p.sweep_limit,
-                                     sweep_questions, p))
+                                     sweep_seconds, p))
             jobs.append(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0,
                             _file(out / "sweep" / strategy / "sweep.json"),
                             lambda ctx, s=strategy, g=grads: _summarize_sweep(ctx, s, [*mix, *g, f"train.seed={first}"])))
@@ -288,7 +304,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
         for seed, key, eval_dir in model_evals(p, out)[strategy]:
             jobs.append(eval_job(key, f"evaluate {strategy} seed {seed}",
                                  lambda ctx, s=strategy, sd=seed: model_run(ctx, s, sd), eval_dir, EVAL_TASKS,
-                                 p.eval_limit, full_questions, p))
+                                 p.eval_limit, full_seconds, p))
 
     # --- Fig. 2 / Table 3: LayerNorm on one data type at a time, equal sizes, at LayerNorm's best lr
     for kind in SUBSET_TYPES:
@@ -298,21 +314,23 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
         jobs.append(train_job(f"train/subset/{kind}", f"layernorm on {kind}", "world/stage2_layernorm", make, run_dir,
                               subset_samples, "layernorm", p))
         jobs.append(eval_job(f"eval/subset-{kind}", f"evaluate layernorm on {kind}", lambda ctx, d=run_dir: d,
-                             out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_questions, p))
+                             out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_seconds, p))
 
     # --- Table 4: connector only; norms only with the connector frozen (at LayerNorm's best lr)
     connector = out / "table4" / "connector"
     jobs.append(train_job("train/table4/connector", "connector only", "world/stage2_connector",
                           stage2("connector", [*mix, f"train.lr={p.connector_lr}"]), connector, samples, "connector", p))
     jobs.append(eval_job("eval/table4-connector", "evaluate connector only", lambda ctx: connector,
-                         out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_questions, p))
+                         out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_seconds, p))
     norms_only = out / "table4" / "layernorm-no-connector"
     jobs.append(Job("train/table4/layernorm-no-connector", "norms only, connector frozen",
+                    1.0 if p.norms_only_is_simple else
                     p.seconds_per_load + samples * p.seconds_per_sample * STEP_COST["layernorm-simple"],
                     lambda ctx: _trained(norms_only)(ctx) or (norms_only / "reused.json").is_file(),
                     lambda ctx: _norms_only(ctx, norms_only, stage2("layernorm", [*mix, "train.include_base=false"]))))
-    jobs.append(eval_job("eval/table4-layernorm", "evaluate norms only", lambda ctx: norms_only_run(ctx, norms_only),
-                         out / "eval" / "table4-layernorm", EVAL_TASKS, p.eval_limit, full_questions, p))
+    if not p.norms_only_is_simple:  # otherwise its evaluation is layernorm-simple's (model_evals)
+        jobs.append(eval_job("eval/table4-layernorm", "evaluate norms only", lambda ctx: norms_only_run(ctx, norms_only),
+                             out / "eval" / "table4-layernorm", EVAL_TASKS, p.eval_limit, full_seconds, p))
 
     # --- Table 5: the classification-pretrained tower: its own stage 1, then finetune and layernorm
     jobs.append(tower_job("classification"))
@@ -326,7 +344,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
                               f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
         jobs.append(eval_job(f"eval/table5-{strategy}", f"evaluate {strategy} (classification tower)",
                              lambda ctx, d=run_dir: d, out / "eval" / f"table5-{strategy}", EVAL_TASKS, p.eval_limit,
-                             full_questions, p))
+                             full_seconds, p))
 
     # --- Table 2, Table 6 / Fig. 3, Fig. 4
     jobs.append(Job("params", "parameter counts", 2 * p.seconds_per_load + 10, _file(out / "analysis" / "params.json"),
@@ -334,7 +352,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     if p.bench_preset:
         jobs.append(Job("bench", f"memory (lntune bench --preset {p.bench_preset})", p.bench_seconds,
                         _file(out / "analysis" / "bench.json"), lambda ctx: _bench(ctx)))
-    jobs.append(Job("similarity", "layer similarity", 2 * len(p.seeds) * (p.seconds_per_load + p.similarity_samples * 0.5),
+    jobs.append(Job("similarity", "layer similarity", 2 * len(p.seeds) * (p.seconds_per_load + p.similarity_samples * 0.1),
                     _file(out / "analysis" / "similarity.json"), lambda ctx: _similarity(ctx)))
     if p.track_layers:
         jobs.append(Job("gradients", "gradient statistics", 2.0 * len(p.seeds), _file(out / "analysis" / "gradients.json"),
@@ -345,7 +363,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
 def _stage1_samples(p: ReproducePreset) -> int:
     from lntune.world.presets import get_preset
 
-    return _samples_seen(get_preset(p.world).train_images, p.world, p.stage1)
+    return _samples_seen(_override(p.stage1, "data.max_samples", get_preset(p.world).train_images), p.world, p.stage1)
 
 
 # ------------------------------------------------------------------------------------------- actions
