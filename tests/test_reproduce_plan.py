@@ -32,3 +32,15 @@ def test_world_full_sweeps_the_papers_grid_at_the_first_seed():
         assert f"sweep/{strategy}" in keys and f"train/{strategy}/seed-0" not in keys  # seed 0 is the sweep's best
         assert [f"eval/{strategy}/seed-{s}" in keys for s in p.seeds] == [True] * len(p.seeds)
         assert [f"train/{strategy}/seed-{s}" in keys for s in p.seeds[1:]] == [True] * (len(p.seeds) - 1)
+
+
+def test_learning_rates_of_a_preset():
+    import pytest
+
+    from lntune.errors import LntuneError
+    from lntune.reproduce.experiments import strategy_lrs
+
+    assert strategy_lrs([2e-3, 1e-4]) == {s: (2e-3, 1e-4) for s in STRATEGIES}
+    assert strategy_lrs({s: 1e-3 for s in STRATEGIES})["lora"] == (1e-3,)
+    with pytest.raises(LntuneError, match="reproduce preset x: lrs has no learning rate for lora"):
+        strategy_lrs({s: 1e-3 for s in STRATEGIES if s != "lora"}, "x")

@@ -144,7 +144,8 @@ def verdict_block(claim_id: str, evidence: dict, paper: dict) -> str:
         statuses = [(label, judge(claim_id, ev)) for label, ev in on_paper]
         held = sum(v.status == REPRODUCED for _, v in statuses)
         lines.append(f"  - The same rule on the paper's numbers (no published uncertainty: the direction decides): "
-                     f"holds for {held}/{len(statuses)} (" + "; ".join(f"{label}: {v.detail}" for label, v in statuses)
+                     f"holds for {held}/{len(statuses)} (" + "; ".join(
+                         f"{label}: " + (v.status if v.value is None else f"{v.value:+.2f}") for label, v in statuses)
                      + ").")
     if claim["text_numbers"]:
         lines.append("  - The paper's text: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
