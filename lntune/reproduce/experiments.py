@@ -38,10 +38,12 @@ from lntune.strategies import PAPER_STRATEGIES as STRATEGIES
 from lntune.sweep import PAPER_GRID
 SELECT_TASK = "flickr30k"
 
-# Training cost of each strategy relative to layernorm (frozen weights need no weight gradients), measured on
-# SmolLM2-135M on a 2-core x86 CPU. Only the progress bar's ETA and the planned budget use these.
-STEP_COST = {"finetune": 1.5, "lora": 1.3, "attn-qv": 1.15, "attn-mlp": 1.3, "layernorm": 1.0,
-             "layernorm-simple": 0.95, "connector": 0.9, "stage1": 1.05}
+# Training seconds per sample of each strategy relative to layernorm's `seconds_per_sample` (frozen weights need no
+# weight gradients), fitted to the wall clock of each run of an earlier world-quick reproduction on a 2-core x86 CPU
+# (80 samples per stage-2 run, 640 in stage 1, which also warm-starts the projector). Only the progress bar's ETA
+# and the planned budget use these.
+STEP_COST = {"finetune": 1.6, "lora": 1.65, "attn-qv": 1.0, "attn-mlp": 1.5, "layernorm": 1.0,
+             "layernorm-simple": 0.85, "connector": 0.9, "stage1": 1.1}
 # Evaluation seconds per question (per image for captions, whose answers are long) of SmolLM2-135M with the world
 # tower, batch 16: single-thread CPU seconds measured per task on a 2-core x86 CPU shared with other work (an upper
 # bound), times 0.65, the ratio of an idle 2-core run's wall clock to the same estimate at the sizes it ran.
@@ -129,8 +131,10 @@ def _samples_seen(samples: int | None, world: str, overrides: list[str]) -> int:
 def get_preset(name: str) -> ReproducePreset:
     """The preset `name` of lntune/configs/presets/reproduce.yaml."""
     data = preset_settings("reproduce", name)
-    return ReproducePreset(name=name, **{**data, "lrs": strategy_lrs(data["lrs"], name),
-                                         "seeds": tuple(int(s) for s in data.get("seeds", [0]))})
+    seeds = tuple(int(s) for s in data.get("seeds", [0]))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise LntuneError(f"reproduce preset {name}: seeds must be a non-empty list of different integers, got {seeds}")
+    return ReproducePreset(name=name, **{**data, "lrs": strategy_lrs(data["lrs"], name), "seeds": seeds})
 
 
 def strategy_lrs(lrs, name: str = "") -> dict[str, tuple[float, ...]]:
