@@ -118,11 +118,6 @@ def relative_gain(a: dict, b: dict, benchmarks):
     return mean
 
 
-def wins(a: dict, b: dict, benchmarks=BENCHMARKS) -> tuple[int, int]:
-    shared = [k for k in benchmarks if k in a and k in b]
-    return sum(a[k] > b[k] for k in shared), len(shared)
-
-
 def _missing(evidence: dict, keys) -> str | None:
     for key in keys:
         if evidence.get(key) in (None, {}, []):
