@@ -375,7 +375,7 @@ def _section_table4(results, rows, ev, paper) -> str:
                                                   ("Connector", "table4-connector"),
                                                   ("LayerNorm", "table4-layernorm")) if key in rows]
     reused = (" Our norms-only run is the layernorm-simple run: layernorm without the base set trains exactly "
-              "those parameters, and both had the same best learning rate." if results.get("table4_norms_only_reused")
+              "those parameters, and both had the same learning rate." if results.get("table4_norms_only_reused")
               else "")
     text = ["## Table 4: LayerNorm and/or the connector\n",
             "'LayerNorm + Connector' is the layernorm strategy; 'Connector' trains the projector only; 'LayerNorm' "
