@@ -29,6 +29,7 @@ def test_a_python_table_gets_the_same_error():
 def test_presets_read_exact_values_and_merge_their_defaults():
     from lntune.quickstart import get_preset as quickstart_preset
     from lntune.reproduce.experiments import get_preset as reproduce_preset
+    from lntune.strategies import PAPER_STRATEGIES
     from lntune.sweep import PAPER_GRID
     from lntune.world.presets import get_preset as world_preset
 
@@ -38,8 +39,11 @@ def test_presets_read_exact_values_and_merge_their_defaults():
     assert (full.vqav2_questions, full.tower.steps, full.tower.hidden_size) == (1002, 1200, 128)
     assert quickstart_preset("smoke").eval_limits == dict.fromkeys(EVAL_TASKS, 4)
     assert quickstart_preset("quick").eval_limits["pope"] == 300
-    assert reproduce_preset("world-full").lrs == PAPER_GRID
-    assert reproduce_preset("world-quick").lrs == (2e-3, 1e-4)
+    assert reproduce_preset("world-full").lrs == {s: tuple(PAPER_GRID) for s in PAPER_STRATEGIES}
+    assert reproduce_preset("world-quick").lrs == {"finetune": (1e-4,), "lora": (2e-3,), "attn-qv": (2e-3,),
+                                                   "attn-mlp": (1e-4,), "layernorm": (2e-3,),
+                                                   "layernorm-simple": (2e-3,)}
+    assert reproduce_preset("world-quick").eval_limit == {"pope": 100, "vqav2": 100, "coco": 12, "flickr30k": 12}
     preset("world", "smoke")["train_images"] = 0  # a copy: the loaded presets stay as written
     assert preset("world", "smoke")["train_images"] == 40
 

@@ -52,8 +52,8 @@ def test_table2_param_column_against_the_rule():
     assert judge("t2_params_presets", evidence).status == "reproduced"
     computed["7b"]["lora"] = 4.86  # rank 32 instead of 64
     verdict = judge("t2_params_presets", evidence)
-    assert (verdict.status, verdict.detail) == ("partly", "11/12 percentages equal the printed ones "
-                                                          "(differ: lora 7b 4.86 vs 5.92)")
+    assert (verdict.status, verdict.detail) == ("contradicted", "11/12 percentages equal the printed ones "
+                                                               "(differ: lora 7b 4.86 vs 5.92)")
 
 
 def test_repeated_numbers_agree_across_tables():

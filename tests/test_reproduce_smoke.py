@@ -9,6 +9,7 @@ import pytest
 from lntune.reproduce.experiments import ReproducePreset, plan
 from lntune.reproduce.paper_values import claims
 from lntune.reproduce.runner import reproduce
+from lntune.strategies import PAPER_STRATEGIES as STRATEGIES
 from tiny_models import SPECIALS, TEXT_DIMS, save_tiny_vision, word_level_llama
 
 pytestmark = pytest.mark.slow
@@ -33,8 +34,10 @@ def tiny_preset(root) -> ReproducePreset:
 
     llm, vision = save_world_llm(root / "llm", ensure_world("smoke", 0)), save_tiny_vision(root / "vision")
     classifier = save_tiny_vision(root / "vision-cls", seed=1)
+    swept = ("finetune", "layernorm", "layernorm-simple")  # the others train at one fixed learning rate
     return ReproducePreset(
-        name="tiny", world="smoke", lrs=(1e-2, 1e-3),
+        name="tiny", world="smoke", seeds=(0, 1),
+        lrs={s: (1e-2, 1e-3) if s in swept else (1e-3,) for s in STRATEGIES},
         stage1=["train.max_steps=2", "train.batch_size=4", "train.save_steps=null", "model.projector_init_steps=5"],
         stage2=["train.max_steps=3", "train.batch_size=4", "train.save_steps=null"],
         mix_samples=12, subset_samples=8, connector_lr=1e-2, sweep_limit=2, eval_limit=2, eval_batch_size=8,
@@ -70,8 +73,14 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     assert set(results["models"]) == {"finetune", "lora", "attn-qv", "attn-mlp", "layernorm", "layernorm-simple",
                                       "subset-conversation", "subset-detail", "subset-complex_reasoning",
                                       "table4-connector", "table4-layernorm", "table5-finetune", "table5-layernorm"}
-    for metrics in results["models"].values():
-        assert set(metrics) == {"mme", "vqav2", "coco", "flickr30k", "pope"}
+    for name, runs in results["models"].items():
+        assert len(runs) == (2 if name in STRATEGIES else 1), name  # seeds 0 and 1 for the Table 1 strategies
+        for metrics in runs:
+            assert set(metrics) == {"mme", "vqav2", "coco", "flickr30k", "pope"}
+        assert set(results["resampled"][name]) == {"mme", "vqav2", "coco", "flickr30k", "pope"}
+        assert all(len(draws) == 1000 for draws in results["resampled"][name].values())
+    assert set(results["sweeps"]) == {"finetune", "layernorm", "layernorm-simple"}
+    assert not (out / "sweep" / "lora").exists()
     for strategy, sweep in results["sweeps"].items():
         assert [row["lr"] for row in sweep["rows"]] == [1e-2, 1e-3]
         assert sweep["best"]["metric"] == max(row["metric"] for row in sweep["rows"])
@@ -84,6 +93,13 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     subset = json.loads((out / "subsets" / "detail" / "run_config.json").read_text())
     assert subset["data"]["path"].endswith("instruct/detail.json") and subset["data"]["max_samples"] == 8
     assert subset["train"]["lr"] == results["sweeps"]["layernorm"]["best"]["lr"]
+    # the second seed: its own run at the strategy's learning rate (the sweep's best, or the fixed one)
+    second = json.loads((out / "table1" / "layernorm" / "seed-1" / "run_config.json").read_text())
+    assert second["train"]["seed"] == 1 and second["train"]["lr"] == results["sweeps"]["layernorm"]["best"]["lr"]
+    lora = json.loads((out / "table1" / "lora" / "seed-0" / "run_config.json").read_text())
+    assert lora["train"]["seed"] == 0 and lora["train"]["lr"] == 1e-3
+    assert [len(v) for v in results["similarity_per_seed"].values()] == [2, 2]
+    assert [r["seed"] for r in results["gradients_per_seed"]] == [0, 1]
     # Table 2: counts on the measured model (the 7B/13B presets are tests/test_accounting.py's)
     params = results["params"]
     trainable = {s: row["trainable"] for s, row in params["measured"]["strategies"].items()}
@@ -120,13 +136,13 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     # as if killed mid-way: a training run and an evaluation lost; only they (and what reads them) are redone
     import shutil
 
-    shutil.rmtree(out / "eval" / "lora")
+    shutil.rmtree(out / "eval" / "lora" / "seed-1")
     for name in ("trainable.safetensors", "lntune.json"):
         (out / "table4" / "connector" / name).unlink()
     before = json.loads((out / "jobs.json").read_text())
     reproduce(preset, out, progress=False)
     after = json.loads((out / "jobs.json").read_text())
-    assert {key for key in after if after[key] != before[key]} == {"eval/lora", "train/table4/connector"}
+    assert {key for key in after if after[key] != before[key]} == {"eval/lora/seed-1", "train/table4/connector"}
     assert (out / "table4" / "connector" / "trainable.safetensors").is_file()
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()

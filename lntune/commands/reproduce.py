@@ -1,6 +1,6 @@
 """`lntune reproduce`: the paper's experiments in miniature on the embedded default, offline, with a report.
 
-    lntune reproduce --preset world-quick --out runs/reproduce       # ~27 min planned on an idle 2-core CPU
+    lntune reproduce --preset world-quick --out runs/reproduce       # ~50 min planned on an idle 2-core CPU
     lntune reproduce --preset world-quick --out runs/reproduce --export-docs docs   # also docs/reproduction.md
 
 Re-running the same command after a kill continues where it stopped. Writes DIR/report.md, DIR/results.json

@@ -2,9 +2,12 @@
 
     from lntune.reproduce.evidence import collect, our_evidence, paper_evidence
     results = collect(ctx)                 # everything the report shows, JSON-able (written to DIR/results.json)
-    evidence = our_evidence(results)       # the dict lntune.reproduce.verdicts.judge reads
+    evidence = our_evidence(results)       # the dict lntune.reproduce.verdicts.judge reads (points + "resampled")
     paper_evidence()["t6_similarity"]      # [(label, evidence), ...]: the same rule applied to the paper's numbers
 
+Our evidence holds, per model, the mean over its seeds of each score, and under "resampled" the same
+structure with the two-level bootstrap's draws (lntune/reproduce/resampled.py), from which a rule's interval
+comes. The paper publishes no uncertainty, so its evidence has no draws: the rule reads the direction only.
 Applying each rule to the paper's own numbers shows how often the paper's claim holds under our rule
 (e.g. per backbone of Table 1), which keeps the rules honest.
 """
@@ -14,46 +17,62 @@ from __future__ import annotations
 from lntune.reproduce.paper_values import OOM, load_table
 from lntune.reproduce.verdicts import SUBSET_TYPES, TABLE1_STRATEGIES, row_from_metrics, scores
 
-# The evaluated models of a reproduction: result name -> the job that evaluated it.
-MODEL_JOBS = {
-    **{s: f"eval/{s}" for s in TABLE1_STRATEGIES},
-    **{f"subset-{t}": f"eval/subset-{t}" for t in SUBSET_TYPES},
-    "table4-connector": "eval/table4-connector",
-    "table4-layernorm": "eval/table4-layernorm",
-    "table5-finetune": "eval/table5-finetune",
-    "table5-layernorm": "eval/table5-layernorm",
-}
+RESAMPLES = 1000  # the two-level bootstrap's resamples (lntune/reproduce/resampled.py), seeded with 0
 
 
 def collect(ctx) -> dict:
-    """The reproduction's results in one JSON-able dict, from the jobs' returned values."""
+    """The reproduction's results in one JSON-able dict, from the jobs' returned values and the evaluations'
+    per-question records (for the bootstrap draws, rounded to 4 decimals)."""
+    from lntune.reproduce.experiments import model_evals
+    from lntune.reproduce.resampled import resampled_scores
+    from lntune.sweep import lr_tag
+
     r = ctx.results
-    models = {name: r[key] for name, key in MODEL_JOBS.items() if r.get(key)}
-    sweeps = {}
+    p = ctx.preset
+    evals = {name: [(seed, key, d) for seed, key, d in runs if r.get(key)]
+             for name, runs in model_evals(p, ctx.out).items()}
+    evals = {name: runs for name, runs in evals.items() if runs}
+    models = {name: [r[key] for _, key, _ in runs] for name, runs in evals.items()}
+    sweeps, sweep_dirs = {}, {}
     for strategy in TABLE1_STRATEGIES:
         sweep = r.get(f"sweep/{strategy}")
         if sweep:
             sweeps[strategy] = {"rows": [{"lr": row["lr"], "metric": row["metric"]} for row in sweep["rows"]],
                                 "best": {"lr": sweep["best"]["lr"], "metric": sweep["best"]["metric"]}}
+            sweep_dirs.update({f"{strategy}@{row['lr']!r}": [ctx.out / "sweep" / strategy / lr_tag(row["lr"]) / "eval"]
+                               for row in sweep["rows"]})
+    resampled = resampled_scores({name: [d for _, _, d in runs] for name, runs in evals.items()}, RESAMPLES)
+    sweep_draws = resampled_scores(sweep_dirs, RESAMPLES, tasks=("flickr30k",)) if sweep_dirs else {}
     similarity = r.get("similarity") or {}
+    gradients = r.get("gradients") or {}
     reused = ctx.out / "table4" / "layernorm-no-connector" / "reused.json"
-    p = ctx.preset
     return {
         "preset": p.name,
         "world": p.world,
-        "lrs": list(p.lrs),
+        "lrs": {s: list(lrs) for s, lrs in p.lrs.items()},
+        "seeds": {name: [seed for seed, _, _ in runs] for name, runs in evals.items()},
         "sizes": {"mix_samples": p.mix_samples, "subset_samples": p.subset_samples, "stage2": list(p.stage2),
                   "stage1": list(p.stage1), "eval_limit": p.eval_limit, "sweep_limit": p.sweep_limit,
-                  "similarity_samples": p.similarity_samples, "threads": ctx.threads},
+                  "similarity_samples": p.similarity_samples, "threads": ctx.threads, "seeds": list(p.seeds),
+                  "resamples": RESAMPLES},
         "models": models,
+        "resampled": _rounded(resampled),
         "sweeps": sweeps,
+        "sweep_resampled": _rounded(sweep_draws),
         "params": r.get("params"),
         "bench": _bench_rows(r.get("bench")),
         "similarity": {name: {"mean_offdiag": s["mean_offdiag"], "layers": s["layers"], "samples": s["samples"]}
                        for name, s in (similarity.get("models") or {}).items()},
-        "gradients": (r.get("gradients") or {}).get("ratios"),
+        "similarity_per_seed": similarity.get("per_seed") or {},
+        "gradients": gradients.get("ratios"),
+        "gradients_per_seed": gradients.get("per_seed") or [],
         "table4_norms_only_reused": reused.is_file(),
     }
+
+
+def _rounded(draws: dict) -> dict:
+    return {name: {k: [round(float(v), 4) for v in values] for k, values in scores_.items()}
+            for name, scores_ in draws.items()}
 
 
 def _bench_rows(bench: dict | None) -> dict | None:
@@ -65,25 +84,21 @@ def _bench_rows(bench: dict | None) -> dict | None:
     return {"device": bench.get("device"), "batch_size": bench.get("settings", {}).get("batch_size"), "rows": rows}
 
 
-def our_evidence(results: dict) -> dict:
-    """The evidence dict of verdicts.judge from `collect`'s results."""
-    models = {name: scores(row_from_metrics(m)) for name, m in results["models"].items()}
+def model_scores(results: dict) -> dict[str, dict]:
+    """{model: its five scores, each the mean over its seeds}."""
+    return {name: mean_scores([scores(row_from_metrics(m)) for m in runs]) for name, runs in results["models"].items()}
+
+
+def mean_scores(per_seed: list[dict]) -> dict:
+    shared = [k for k in per_seed[0] if all(k in s for s in per_seed)]
+    return {k: sum(s[k] for s in per_seed) / len(per_seed) for k in shared}
+
+
+def _experiments(models: dict) -> dict:
+    """The model groups the rules read, from {model: scores} (points or resampled arrays alike)."""
     main = {s: models[s] for s in TABLE1_STRATEGIES if s in models}
-    cognition = {s: row_from_metrics(results["models"][s]).get("mme_cognition") for s in main}
-    t2 = load_table("table2")
-    params = results.get("params") or {}
-    presets = {scale: {s: v["percent"] for s, v in table["strategies"].items()}
-               for scale, table in (params.get("presets") or {}).items()}
-    bench = results.get("bench") or {}
     return {
         "main": main,
-        "mme_cognition": {s: v for s, v in cognition.items() if v is not None},
-        "trainable": {s: v["trainable"] for s, v in ((params.get("measured") or {}).get("strategies") or {}).items()},
-        "presets": presets,
-        "presets_paper": _paper_percents(t2),
-        "presets_decimals": t2["params_decimals"],
-        "memory": {s: v["peak_mem_mb"] for s, v in (bench.get("rows") or {}).items()},
-        "gpu_memory": {},
         "subsets": {t: models[f"subset-{t}"] for t in SUBSET_TYPES if f"subset-{t}" in models},
         "table3": {k: v for k, v in {"layernorm-conv": models.get("subset-conversation"),
                                      "finetune-full": main.get("finetune"),
@@ -92,11 +107,63 @@ def our_evidence(results: dict) -> dict:
                                      "connector": models.get("table4-connector"),
                                      "layernorm": models.get("table4-layernorm")}.items() if v},
         "table5": {s: models[f"table5-{s}"] for s in ("finetune", "layernorm") if f"table5-{s}" in models},
-        "similarity": {s: v["mean_offdiag"] for s, v in (results.get("similarity") or {}).items()},
-        "gradients": results.get("gradients") or [],
-        "sweeps": {s: {"best_lr": v["best"]["lr"], "lrs": [r["lr"] for r in v["rows"]],
-                       "metrics": [r["metric"] for r in v["rows"]]} for s, v in (results.get("sweeps") or {}).items()},
     }
+
+
+def our_evidence(results: dict) -> dict:
+    """The evidence dict of verdicts.judge from `collect`'s results; its "resampled" entry holds the same
+    groups with bootstrap draws (numpy arrays) in place of the point values."""
+    import numpy as np
+
+    from lntune.reproduce.resampled import seed_resampled
+
+    models = model_scores(results)
+    cognition = {s: [row_from_metrics(m).get("mme_cognition") for m in results["models"][s]]
+                 for s in TABLE1_STRATEGIES if s in results["models"]}
+    t2 = load_table("table2")
+    params = results.get("params") or {}
+    presets = {scale: {s: v["percent"] for s, v in table["strategies"].items()}
+               for scale, table in (params.get("presets") or {}).items()}
+    bench = results.get("bench") or {}
+    similarity = results.get("similarity_per_seed") or {}
+    log_ratios = [_mean_log_ratio(r["ratios"]) for r in results.get("gradients_per_seed") or []]
+    log_ratios = [v for v in log_ratios if v is not None]
+    sweeps = {s: {"best_lr": v["best"]["lr"], "lrs": [r["lr"] for r in v["rows"]],
+                  "metrics": [r["metric"] for r in v["rows"]]} for s, v in (results.get("sweeps") or {}).items()}
+    draws = {name: {k: np.asarray(v) for k, v in d.items()} for name, d in (results.get("resampled") or {}).items()}
+    sweep_draws = results.get("sweep_resampled") or {}
+    resampled = {
+        **_experiments({name: d for name, d in draws.items() if d}),
+        "similarity": {s: seed_resampled(v) for s, v in similarity.items() if v},
+        "gradients": {"mean_log_ratio": seed_resampled(log_ratios)} if log_ratios else {},
+        "sweeps": {s: {"metrics": [np.asarray(sweep_draws[f"{s}@{lr!r}"]["flickr30k"]) for lr in v["lrs"]]}
+                   for s, v in sweeps.items() if all(f"{s}@{lr!r}" in sweep_draws for lr in v["lrs"])},
+    }
+    return {
+        **_experiments(models),
+        "mme_cognition": {s: sum(v) / len(v) for s, v in cognition.items() if v and None not in v},
+        "trainable": {s: v["trainable"] for s, v in ((params.get("measured") or {}).get("strategies") or {}).items()},
+        "presets": presets,
+        "presets_paper": _paper_percents(t2),
+        "presets_decimals": t2["params_decimals"],
+        "memory": {s: v["peak_mem_mb"] for s, v in (bench.get("rows") or {}).items()},
+        "gpu_memory": {},
+        "similarity": {s: sum(v) / len(v) for s, v in similarity.items() if v} or
+                      {s: v["mean_offdiag"] for s, v in (results.get("similarity") or {}).items()},
+        "gradients": {"ratios": results.get("gradients") or [],
+                      "mean_log_ratio": sum(log_ratios) / len(log_ratios) if log_ratios else None}
+        if results.get("gradients") else {},
+        "sweeps": sweeps,
+        "resampled": resampled,
+    }
+
+
+def _mean_log_ratio(ratios: list[dict]) -> float | None:
+    """Mean over the tracked norms of log(LayerNorm / finetune gradient std ratio); below 0: LayerNorm's is smaller."""
+    import math
+
+    values = [math.log(r["mean_of_std_ratio"]) for r in ratios if (r.get("mean_of_std_ratio") or 0) > 0]
+    return sum(values) / len(values) if values else None
 
 
 def _paper_percents(t2: dict) -> dict:

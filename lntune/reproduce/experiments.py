@@ -4,7 +4,7 @@
     jobs = plan(get_preset("world-quick"), out=Path("runs/reproduce"))
     sum(job.cost_s for job in jobs) / 60          # the planned budget in minutes (idle 2-core CPU)
 
-A preset (lntune/configs/presets/reproduce.yaml) says how big every piece is (world, learning-rate grid, steps,
+A preset (lntune/configs/presets/reproduce.yaml) says how big every piece is (world, seeds, learning rates, steps,
 evaluation limits); `plan` turns it into an ordered list of `Job`s. Each job has a `done(ctx)` check on disk and
 an `action(ctx)` that does the work (skipping whatever is already finished) and returns a JSON-able result;
 lntune/reproduce/runner.py runs them with one progress bar weighted by `cost_s`.
@@ -12,13 +12,17 @@ lntune/reproduce/runner.py runs them with one progress bar weighted by `cost_s`.
 The experiments, mapped to the paper:
 
     stage 1 (connector) once per vision tower                        (Sec. 3)
-    stage 2 x {finetune, lora, attn-qv, attn-mlp, layernorm, layernorm-simple} x the lr grid, each run
-        evaluated on Flickr30k; the best lr per strategy is that strategy's model           (Table 1, A1)
+    stage 2 x {finetune, lora, attn-qv, attn-mlp, layernorm, layernorm-simple}: a strategy with a grid of
+        several lrs is swept at the first seed (each run evaluated on Flickr30k, the best lr kept), one
+        with a single lr is not; then every seed trains at that lr (the train config's seed: the data
+        subset and order, the init of new parameters) and is evaluated in full      (Table 1, A1)
     layernorm on equal-size conversation / detail / complex-reasoning subsets                (Fig. 2, Table 3)
     connector-only, and norms-only with the connector frozen                                  (Table 4)
     stage 1 + finetune + layernorm on the classification-pretrained tower                     (Table 5)
     every model on the five world benchmarks; parameter counts, memory (lntune bench);
-    layer similarity and norm-gradient statistics of finetune vs layernorm                    (Table 2, 6, Fig. 3, 4)
+    layer similarity and norm-gradient statistics of finetune vs layernorm, every seed       (Table 2, 6, Fig. 3, 4)
+
+Stage 1, the vision towers, the subsets and Tables 4 and 5 use the first seed only (one shared stage-1 model).
 """
 
 from __future__ import annotations
@@ -34,46 +38,77 @@ from lntune.strategies import PAPER_STRATEGIES as STRATEGIES
 from lntune.sweep import PAPER_GRID
 SELECT_TASK = "flickr30k"
 
-# Seconds per optimizer step of 16 samples of SmolLM2-135M on an idle 2-core CPU, relative cost of each
-# strategy (frozen weights need no weight gradients). Only the progress bar's ETA and the planned budget use these.
-STEP_COST = {"finetune": 1.5, "lora": 1.3, "attn-qv": 1.15, "attn-mlp": 1.3, "layernorm": 1.0,
-             "layernorm-simple": 0.95, "connector": 0.9, "stage1": 0.6}
+# Training seconds per sample of each strategy relative to layernorm's `seconds_per_sample` (frozen weights need no
+# weight gradients), fitted to the wall clock of each run of an earlier world-quick reproduction on a 2-core x86 CPU
+# (80 samples per stage-2 run, 640 in stage 1, which also warm-starts the projector). Only the progress bar's ETA
+# and the planned budget use these.
+STEP_COST = {"finetune": 1.6, "lora": 1.65, "attn-qv": 1.0, "attn-mlp": 1.5, "layernorm": 1.0,
+             "layernorm-simple": 0.85, "connector": 0.9, "stage1": 1.1}
+# Evaluation seconds per question (per image for captions, whose answers are long) of SmolLM2-135M with the world
+# tower, batch 16: single-thread CPU seconds measured per task (a layernorm model; 320 MME, 150 VQAv2, 300 POPE
+# questions, 64 images per caption set) on a 2-core x86 CPU shared with other work, times 0.85, the factor that
+# makes these rates (with `seconds_per_load`) match the wall clock of an earlier idle world-quick run's evaluations.
+EVAL_SECONDS = {"mme": 0.077, "pope": 0.068, "vqav2": 0.136, "coco": 0.71, "flickr30k": 0.87}
 
 
 @dataclass
 class ReproducePreset:
     name: str
     world: str  # world preset (lntune/configs/presets/world.yaml)
-    lrs: tuple[float, ...]  # stage-2 learning-rate grid, swept for every strategy
+    lrs: dict[str, tuple[float, ...]]  # stage-2 learning rates per strategy: several are swept, one is used as is
     stage1: list[str]  # overrides of configs/world/stage1.yaml
     stage2: list[str]  # overrides shared by every stage-2 run (steps, samples, batch)
     mix_samples: int | None  # samples of the instruct mix per stage-2 run (None: all)
     subset_samples: int  # samples of each one-type subset (the paper: 20K against an 80K mix)
     connector_lr: float  # Table 4's connector-only run (the paper's stage-1 lr)
     sweep_limit: int | None  # Flickr30k test images per sweep evaluation
-    eval_limit: int | None  # questions per task (per MME subtask / POPE split) in the final evaluations
+    eval_limit: int | dict | None  # questions per task (per MME subtask / POPE split; images for captions) in
+    # the final evaluations: one number for every task, or {task: number} (a task not named is evaluated in full)
     eval_batch_size: int
     track_layers: list[int]  # decoder layers whose norm gradients are recorded (the paper's 11th and 21st)
     similarity_samples: int
     bench_preset: str | None  # `lntune bench` preset for the memory column; None skips it
     bench_isolate: bool = True  # one process per strategy (own peak memory); False: in this process (tests)
     count_presets: bool = True  # count the 7B/13B presets for Table 2 (a minute: peft on a 13B meta model)
+    seeds: tuple[int, ...] = (0,)  # train seeds of the Table 1 strategies (the first also for everything else)
     model: list[str] = field(default_factory=list)  # model overrides (the smoke test's tiny random models)
     model_classification: list[str] = field(default_factory=list)  # the same for the Table 5 tower
     seconds_per_sample: float = 0.2  # SmolLM2 training, layernorm, idle 2 cores (STEP_COST scales it per strategy)
-    seconds_per_question: float = 0.35  # evaluation, generation-bound (captions count 3 questions)
-    seconds_per_load: float = 8.0  # building/loading a model for a run or an evaluation
-    tower_seconds: float = 100.0  # training one world vision tower when not cached
-    bench_seconds: float = 150.0
+    seconds_per_load: float = 3.0  # building/loading a model for a run or an evaluation
+    tower_seconds: float = 60.0  # training one world vision tower when not cached
+    bench_seconds: float = 125.0
 
-    def eval_questions(self, limit: int | None) -> int:
-        """Questions one full evaluation asks: MME 4 subtasks, VQAv2, two caption sets (x3: long answers), POPE 3 splits."""
-        if limit is None:
-            from lntune.world.presets import get_preset
+    def grid(self, strategy: str) -> tuple[float, ...]:
+        return self.lrs[strategy]
 
-            p = get_preset(self.world)
-            return 4 * 2 * p.mme_images + p.vqav2_questions + 2 * 3 * p.karpathy_test + 3 * 6 * p.pope_images
-        return 4 * limit + limit + 2 * 3 * limit + 3 * limit
+    def swept(self, strategy: str) -> bool:
+        return len(self.grid(strategy)) > 1
+
+    @property
+    def norms_only_is_simple(self) -> bool:
+        """Table 4's norms-only model is layernorm-simple's first-seed run, known before anything runs: layernorm
+        without the base set trains the same parameters, and neither is swept and their learning rates agree."""
+        return not (self.swept("layernorm") or self.swept("layernorm-simple")) and \
+            self.grid("layernorm") == self.grid("layernorm-simple")
+
+    def eval_questions(self, limit: int | dict | None) -> dict[str, int]:
+        """{task: questions one evaluation at `limit` asks} (images for captions; MME: 4 subtasks, POPE: 3 splits)."""
+        from lntune.world.presets import get_preset
+
+        w = get_preset(self.world)
+        per_part = {"mme": 2 * w.mme_images, "vqav2": w.vqav2_questions, "coco": w.karpathy_test,
+                    "flickr30k": w.karpathy_test, "pope": 6 * w.pope_images}  # per subtask / split
+        parts = {"mme": 4, "pope": 3}
+        return {t: parts.get(t, 1) * min(n, _limit_of(limit, t) or n) for t, n in per_part.items()}
+
+    def eval_seconds(self, limit: int | dict | None, tasks=tuple(EVAL_SECONDS)) -> float:
+        """Planned seconds of one evaluation of `tasks` at `limit` (model loading included)."""
+        questions = self.eval_questions(limit)
+        return self.seconds_per_load + sum(EVAL_SECONDS[t] * questions[t] for t in tasks)
+
+
+def _limit_of(limit: int | dict | None, task: str) -> int | None:
+    return limit.get(task) if isinstance(limit, dict) else limit
 
 
 def _override(overrides: list[str], key: str, default):
@@ -97,8 +132,23 @@ def _samples_seen(samples: int | None, world: str, overrides: list[str]) -> int:
 def get_preset(name: str) -> ReproducePreset:
     """The preset `name` of lntune/configs/presets/reproduce.yaml."""
     data = preset_settings("reproduce", name)
-    lrs = PAPER_GRID if data["lrs"] == "paper" else tuple(float(lr) for lr in data["lrs"])
-    return ReproducePreset(name=name, **{**data, "lrs": lrs})
+    seeds = tuple(int(s) for s in data.get("seeds", [0]))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise LntuneError(f"reproduce preset {name}: seeds must be a non-empty list of different integers, got {seeds}")
+    return ReproducePreset(name=name, **{**data, "lrs": strategy_lrs(data["lrs"], name), "seeds": seeds})
+
+
+def strategy_lrs(lrs, name: str = "") -> dict[str, tuple[float, ...]]:
+    """{strategy: learning rates} from a preset's `lrs`: "paper" (the paper's 11-value grid for every strategy),
+    one list for every strategy, or {strategy: list or number}."""
+    if lrs == "paper":
+        return {s: tuple(PAPER_GRID) for s in STRATEGIES}
+    if isinstance(lrs, dict):
+        missing = [s for s in STRATEGIES if s not in lrs]
+        if missing:
+            raise LntuneError(f"reproduce preset {name}: lrs has no learning rate for {', '.join(missing)}")
+        return {s: tuple(float(lr) for lr in (v if isinstance(v, (list, tuple)) else [v])) for s, v in lrs.items()}
+    return {s: tuple(float(lr) for lr in lrs) for s in STRATEGIES}
 
 
 @dataclass
@@ -130,6 +180,29 @@ class Context:
 
     def eval_root(self) -> Path:
         return self.world() / "eval"
+
+
+def seed_tag(seed: int) -> str:
+    return f"seed-{seed}"
+
+
+def seed_run_dir(out: Path, strategy: str, seed: int) -> Path:
+    """Where a Table 1 strategy's run of `seed` lives (unless it is the sweep's best run)."""
+    return Path(out) / "table1" / strategy / seed_tag(seed)
+
+
+def model_evals(p: ReproducePreset, out: Path) -> dict[str, list[tuple[int, str, Path]]]:
+    """{model: [(seed, evaluation job key, evaluation folder)]} of every model the report shows: the Table 1
+    strategies once per seed, the other experiments at the first seed."""
+    out = Path(out)
+    models = {s: [(seed, f"eval/{s}/{seed_tag(seed)}", out / "eval" / s / seed_tag(seed)) for seed in p.seeds]
+              for s in STRATEGIES}
+    others = [*(f"subset-{t}" for t in SUBSET_TYPES), "table4-connector", "table4-layernorm", "table5-finetune",
+              "table5-layernorm"]
+    models.update({name: [(p.seeds[0], f"eval/{name}", out / "eval" / name)] for name in others})
+    if p.norms_only_is_simple:
+        models["table4-layernorm"] = models["layernorm-simple"][:1]
+    return models
 
 
 # ------------------------------------------------------------------------------------------- job makers
@@ -165,7 +238,7 @@ def train_job(key: str, label: str, config_name: str, overrides: Callable[[Conte
     return Job(key, label, cost, _trained(run_dir), action)
 
 
-def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: Path, tasks, limit, questions: int,
+def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: Path, tasks, limit, seconds: float,
              p: ReproducePreset) -> Job:
     from lntune.pipeline import evaluate_run
 
@@ -174,7 +247,7 @@ def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: 
                             batch_size=p.eval_batch_size, name=key.split("/", 1)[1],
                             image_root=ctx.world() / "images", progress=False)
 
-    return Job(key, label, p.seconds_per_load + questions * p.seconds_per_question, _evaluated(out_dir, tasks), action)
+    return Job(key, label, seconds, _evaluated(out_dir, tasks), action)
 
 
 def plan(p: ReproducePreset, out: Path) -> list[Job]:
@@ -188,8 +261,8 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     samples = _samples_seen(p.mix_samples, p.world, p.stage2)
     subset_samples = _samples_seen(p.subset_samples, p.world, p.stage2)
     stage1_samples = _stage1_samples(p)
-    full_questions = p.eval_questions(p.eval_limit)
-    sweep_questions = 3 * (p.sweep_limit or p.eval_questions(None) // 10)
+    full_seconds = p.eval_seconds(p.eval_limit)
+    sweep_seconds = p.eval_seconds(p.sweep_limit, (SELECT_TASK,))
     mix = [f"data.max_samples={p.mix_samples}"] if p.mix_samples else []
     tracked = [f"train.track_grads=[{','.join(map(str, p.track_layers))}]"] if p.track_layers else []
 
@@ -210,22 +283,33 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
         cls = ["world.vision_objective=classification", *p.model_classification] if tower == "classification" else []
         return lambda ctx: [*ctx.common, *cls, *p.stage2, f"model.base={base}", *extra]
 
-    # --- Table 1 / A1: the learning-rate sweep of every strategy on the instruct mix
+    # --- Table 1 / A1: every strategy on the instruct mix; a grid of several lrs is swept at the first seed
+    first = p.seeds[0]
     for strategy in STRATEGIES:
         grads = tracked if strategy in ("finetune", "layernorm") else []
-        for lr in p.lrs:
-            run_dir = out / "sweep" / strategy / lr_tag(lr)
-            make = stage2(strategy, [*mix, *grads, f"train.lr={lr}"])
-            jobs.append(train_job(f"train/sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}",
-                                  f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
-            jobs.append(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}: {SELECT_TASK}",
-                                 lambda ctx, d=run_dir: d, run_dir / "eval", (SELECT_TASK,), p.sweep_limit,
-                                 sweep_questions, p))
-        jobs.append(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0,
-                        _file(out / "sweep" / strategy / "sweep.json"),
-                        lambda ctx, s=strategy, g=grads: _summarize_sweep(ctx, s, [*mix, *g])))
-        jobs.append(eval_job(f"eval/{strategy}", f"evaluate {strategy}", lambda ctx, s=strategy: best_run(ctx, s),
-                             out / "eval" / strategy, EVAL_TASKS, p.eval_limit, full_questions, p))
+        if p.swept(strategy):
+            for lr in p.grid(strategy):
+                run_dir = out / "sweep" / strategy / lr_tag(lr)
+                make = stage2(strategy, [*mix, *grads, f"train.seed={first}", f"train.lr={lr}"])
+                jobs.append(train_job(f"train/sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}",
+                                      f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
+                jobs.append(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}: {SELECT_TASK}",
+                                     lambda ctx, d=run_dir: d, run_dir / "eval", (SELECT_TASK,), p.sweep_limit,
+                                     sweep_seconds, p))
+            jobs.append(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0,
+                            _file(out / "sweep" / strategy / "sweep.json"),
+                            lambda ctx, s=strategy, g=grads: _summarize_sweep(ctx, s, [*mix, *g, f"train.seed={first}"])))
+        for seed in p.seeds:
+            if not (p.swept(strategy) and seed == first):  # the sweep's best run is the first seed's model
+                make = lambda ctx, s=strategy, g=grads, sd=seed: [*stage2(s, [*mix, *g, f"train.seed={sd}"])(ctx),
+                                                                  f"train.lr={best_lr(ctx, s)}"]
+                jobs.append(train_job(f"train/{strategy}/{seed_tag(seed)}", f"{strategy} seed {seed}",
+                                      f"world/stage2_{strategy}", make, seed_run_dir(out, strategy, seed), samples,
+                                      strategy, p))
+        for seed, key, eval_dir in model_evals(p, out)[strategy]:
+            jobs.append(eval_job(key, f"evaluate {strategy} seed {seed}",
+                                 lambda ctx, s=strategy, sd=seed: model_run(ctx, s, sd), eval_dir, EVAL_TASKS,
+                                 p.eval_limit, full_seconds, p))
 
     # --- Fig. 2 / Table 3: LayerNorm on one data type at a time, equal sizes, at LayerNorm's best lr
     for kind in SUBSET_TYPES:
@@ -235,21 +319,23 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
         jobs.append(train_job(f"train/subset/{kind}", f"layernorm on {kind}", "world/stage2_layernorm", make, run_dir,
                               subset_samples, "layernorm", p))
         jobs.append(eval_job(f"eval/subset-{kind}", f"evaluate layernorm on {kind}", lambda ctx, d=run_dir: d,
-                             out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_questions, p))
+                             out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_seconds, p))
 
     # --- Table 4: connector only; norms only with the connector frozen (at LayerNorm's best lr)
     connector = out / "table4" / "connector"
     jobs.append(train_job("train/table4/connector", "connector only", "world/stage2_connector",
                           stage2("connector", [*mix, f"train.lr={p.connector_lr}"]), connector, samples, "connector", p))
     jobs.append(eval_job("eval/table4-connector", "evaluate connector only", lambda ctx: connector,
-                         out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_questions, p))
+                         out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_seconds, p))
     norms_only = out / "table4" / "layernorm-no-connector"
     jobs.append(Job("train/table4/layernorm-no-connector", "norms only, connector frozen",
+                    1.0 if p.norms_only_is_simple else
                     p.seconds_per_load + samples * p.seconds_per_sample * STEP_COST["layernorm-simple"],
                     lambda ctx: _trained(norms_only)(ctx) or (norms_only / "reused.json").is_file(),
                     lambda ctx: _norms_only(ctx, norms_only, stage2("layernorm", [*mix, "train.include_base=false"]))))
-    jobs.append(eval_job("eval/table4-layernorm", "evaluate norms only", lambda ctx: norms_only_run(ctx, norms_only),
-                         out / "eval" / "table4-layernorm", EVAL_TASKS, p.eval_limit, full_questions, p))
+    if not p.norms_only_is_simple:  # otherwise its evaluation is layernorm-simple's (model_evals)
+        jobs.append(eval_job("eval/table4-layernorm", "evaluate norms only", lambda ctx: norms_only_run(ctx, norms_only),
+                             out / "eval" / "table4-layernorm", EVAL_TASKS, p.eval_limit, full_seconds, p))
 
     # --- Table 5: the classification-pretrained tower: its own stage 1, then finetune and layernorm
     jobs.append(tower_job("classification"))
@@ -263,7 +349,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
                               f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
         jobs.append(eval_job(f"eval/table5-{strategy}", f"evaluate {strategy} (classification tower)",
                              lambda ctx, d=run_dir: d, out / "eval" / f"table5-{strategy}", EVAL_TASKS, p.eval_limit,
-                             full_questions, p))
+                             full_seconds, p))
 
     # --- Table 2, Table 6 / Fig. 3, Fig. 4
     jobs.append(Job("params", "parameter counts", 2 * p.seconds_per_load + 10, _file(out / "analysis" / "params.json"),
@@ -271,10 +357,10 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
     if p.bench_preset:
         jobs.append(Job("bench", f"memory (lntune bench --preset {p.bench_preset})", p.bench_seconds,
                         _file(out / "analysis" / "bench.json"), lambda ctx: _bench(ctx)))
-    jobs.append(Job("similarity", "layer similarity", 2 * (p.seconds_per_load + p.similarity_samples * 0.5),
+    jobs.append(Job("similarity", "layer similarity", 2 * len(p.seeds) * (p.seconds_per_load + p.similarity_samples * 0.1),
                     _file(out / "analysis" / "similarity.json"), lambda ctx: _similarity(ctx)))
     if p.track_layers:
-        jobs.append(Job("gradients", "gradient statistics", 2.0, _file(out / "analysis" / "gradients.json"),
+        jobs.append(Job("gradients", "gradient statistics", 2.0 * len(p.seeds), _file(out / "analysis" / "gradients.json"),
                         lambda ctx: _gradients(ctx)))
     return jobs
 
@@ -282,7 +368,7 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
 def _stage1_samples(p: ReproducePreset) -> int:
     from lntune.world.presets import get_preset
 
-    return _samples_seen(get_preset(p.world).train_images, p.world, p.stage1)
+    return _samples_seen(_override(p.stage1, "data.max_samples", get_preset(p.world).train_images), p.world, p.stage1)
 
 
 # ------------------------------------------------------------------------------------------- actions
@@ -317,18 +403,26 @@ def _summarize_sweep(ctx: Context, strategy: str, extra: list[str]) -> dict:
     p = ctx.preset
     base = ctx.out / "stage1"
     overrides = [*ctx.common, *p.stage2, f"model.base={base}", *extra]
-    result = sweep(packaged_config(f"world/stage2_{strategy}"), list(p.lrs), ctx.out / "sweep" / strategy,
+    result = sweep(packaged_config(f"world/stage2_{strategy}"), list(p.grid(strategy)), ctx.out / "sweep" / strategy,
                    select_task=SELECT_TASK, overrides=overrides, data_root=ctx.eval_root(), limit=p.sweep_limit,
                    batch_size=p.eval_batch_size)
     return result
 
 
 def best_lr(ctx: Context, strategy: str) -> float:
+    """The strategy's learning rate: its only one, or the sweep's best."""
+    if not ctx.preset.swept(strategy):
+        return ctx.preset.grid(strategy)[0]
     return float(_sweep_result(ctx, strategy)["best"]["lr"])
 
 
-def best_run(ctx: Context, strategy: str) -> Path:
-    return Path(_sweep_result(ctx, strategy)["best"]["run"])
+def model_run(ctx: Context, strategy: str, seed: int | None = None) -> Path:
+    """The run of a Table 1 strategy at `seed` (default: the first seed, the one the other experiments use)."""
+    p = ctx.preset
+    seed = p.seeds[0] if seed is None else seed
+    if p.swept(strategy) and seed == p.seeds[0]:
+        return Path(_sweep_result(ctx, strategy)["best"]["run"])
+    return seed_run_dir(ctx.out, strategy, seed)
 
 
 def _sweep_result(ctx: Context, strategy: str) -> dict:
@@ -361,7 +455,7 @@ def _norms_only(ctx: Context, run_dir: Path, overrides) -> str:
     lr = best_lr(ctx, "layernorm")
     if best_lr(ctx, "layernorm-simple") == lr and not _trained(run_dir)(ctx):
         run_dir.mkdir(parents=True, exist_ok=True)
-        reused = str(best_run(ctx, "layernorm-simple"))
+        reused = str(model_run(ctx, "layernorm-simple"))
         (run_dir / "reused.json").write_text(json.dumps({"run": reused, "lr": lr, "why": (
             "layernorm with include_base=false trains the same parameters as layernorm-simple, on the same data "
             "at the same learning rate")}))
@@ -419,6 +513,7 @@ def _bench(ctx: Context) -> dict:
 
 
 def _similarity(ctx: Context) -> dict:
+    """Layer similarity of finetune and layernorm at every seed; "models" holds the first seed's (the figure's)."""
     import json
 
     from lntune.analysis import layer_similarity, plot_similarity
@@ -428,22 +523,27 @@ def _similarity(ctx: Context) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     world = ctx.world()
-    results = {}
+    per_seed: dict[str, list] = {}
     for strategy in ("finetune", "layernorm"):
-        model, processor = load_mllm(best_run(ctx, strategy))
-        model.eval()
-        results[strategy] = layer_similarity(model, processor, world / "instruct" / "mixed.json", world / "images",
-                                             samples=ctx.preset.similarity_samples, seed=0, batch_size=8)
-        del model
+        for seed in ctx.preset.seeds:
+            model, processor = load_mllm(model_run(ctx, strategy, seed))
+            model.eval()
+            per_seed.setdefault(strategy, []).append(layer_similarity(
+                model, processor, world / "instruct" / "mixed.json", world / "images",
+                samples=ctx.preset.similarity_samples, seed=0, batch_size=8))
+            del model
+    results = {strategy: runs[0] for strategy, runs in per_seed.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_similarity(results, path.parent / "similarity.png")
     result = {"models": results, "data": str(world / "instruct" / "mixed.json"),
-              "samples": ctx.preset.similarity_samples}
+              "samples": ctx.preset.similarity_samples, "seeds": list(ctx.preset.seeds),
+              "per_seed": {s: [r["mean_offdiag"] for r in runs] for s, runs in per_seed.items()}}
     path.write_text(json.dumps(result))
     return result
 
 
 def _gradients(ctx: Context) -> dict:
+    """Norm-gradient ratios LayerNorm / finetune at every seed; "runs" and "ratios" are the first seed's."""
     import json
 
     from lntune.analysis import compare_summaries, gradient_summary, plot_gradients
@@ -451,10 +551,14 @@ def _gradients(ctx: Context) -> dict:
     path = ctx.out / "analysis" / "gradients.json"
     if path.is_file():
         return json.loads(path.read_text())
-    runs = {s: best_run(ctx, s) for s in ("layernorm", "finetune")}
-    summaries = {s: gradient_summary(run) for s, run in runs.items()}
-    result = {"runs": summaries, "ratios": compare_summaries(summaries["layernorm"], summaries["finetune"])}
+    per_seed = []
+    for seed in ctx.preset.seeds:
+        summaries = {s: gradient_summary(model_run(ctx, s, seed)) for s in ("layernorm", "finetune")}
+        per_seed.append({"seed": seed, "summaries": summaries,
+                         "ratios": compare_summaries(summaries["layernorm"], summaries["finetune"])})
+    result = {"runs": per_seed[0]["summaries"], "ratios": per_seed[0]["ratios"],
+              "per_seed": [{"seed": r["seed"], "ratios": r["ratios"]} for r in per_seed]}
     path.parent.mkdir(parents=True, exist_ok=True)
-    plot_gradients(runs, path.parent / "gradients.png")
+    plot_gradients({s: model_run(ctx, s) for s in ("layernorm", "finetune")}, path.parent / "gradients.png")
     path.write_text(json.dumps(result, indent=2))
     return result

@@ -5,8 +5,11 @@
     export_docs(Path("runs/reproduce"), Path("docs"))   # -> docs/reproduction.md + docs/reproduction/*.png
 
 For every table and figure of the paper: our numbers beside the paper's (read from lntune/paper/*.yaml), and
-one verdict line per claim, decided by the rule printed next to it (lntune/reproduce/verdicts.py). Each rule is
-also applied to the paper's own numbers, so a reader sees how firmly the paper itself supports the claim.
+one verdict line per claim, decided by the rule printed next to it (lntune/reproduce/verdicts.py) on the 95%
+interval of the claim's effect. Our scores are means over training seeds with their standard deviation over
+seeds and the 95% interval of the mean from the two-level bootstrap (lntune/reproduce/resampled.py). Each rule
+is also applied to the paper's own numbers (their direction), so a reader sees how firmly the paper itself
+supports the claim.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from pathlib import Path
 
 from lntune.reproduce.evidence import collect, our_evidence, paper_evidence
 from lntune.reproduce.paper_values import OOM, claims, claims_by_id, figures, load_table
-from lntune.reproduce.verdicts import (BENCHMARKS, RULES, SUBSET_TYPES, TABLE1_STRATEGIES, UNTESTABLE, judge,
-                                       mean_ranks, relative_gain, row_from_metrics, scores)
+from lntune.reproduce.verdicts import (BENCHMARKS, CONTRADICTED, INCONCLUSIVE, REPRODUCED, RULES, STATUSES,
+                                       SUBSET_TYPES, TABLE1_STRATEGIES, UNTESTABLE, judge, mean_ranks, relative_gain,
+                                       row_from_metrics, scores)
 
 FIGURES = "figures"
 NAMES = {"finetune": "Finetune", "lora": "LoRA", "attn-qv": "Attn. QV Proj.", "attn-mlp": "Attn. MLP",
@@ -63,6 +67,42 @@ def row_cells(row: dict) -> list[str]:
     return [mme, _num(row.get("vqav2")), _num(row.get("coco")), _num(row.get("flickr30k")), pope]
 
 
+def mean_row(per_seed: list[dict]) -> dict:
+    """The Table-1-style row of a model's per-seed metrics, each column the mean over the seeds."""
+    rows = [row_from_metrics(m) for m in per_seed]
+    return {c: (None if any(r[c] is None for r in rows) else sum(r[c] for r in rows) / len(rows)) for c in rows[0]}
+
+
+def scores_table(names: list[tuple[str, str]], results: dict) -> str:
+    """Our models' five scores as mean ± sd over seeds [95% interval of the mean], with the seed count."""
+    import numpy as np
+
+    from lntune.eval.bootstrap import percentile_interval
+
+    models, draws = results["models"], results.get("resampled") or {}
+    lines = ["| model | seeds | " + " | ".join(BENCH_LABELS[b] for b in BENCHMARKS) + " |",
+             "|---|---:|" + "---:|" * len(BENCHMARKS)]
+    for label, name in names:
+        if name not in models:
+            continue
+        per_seed = [scores(row_from_metrics(m)) for m in models[name]]
+        cells = []
+        for b in BENCHMARKS:
+            values = np.asarray([s[b] for s in per_seed if b in s])
+            if len(values) < len(per_seed):
+                cells.append("-")
+                continue
+            sd = f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else ""
+            ci = percentile_interval(np.asarray(draws[name][b]), values.mean()) if b in draws.get(name, {}) else None
+            cells.append(f"{values.mean():.2f}{sd}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+        lines.append(f"| {label} | {len(per_seed)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+SCORES_NOTE = ("mean ± sd over training seeds [95% interval of the mean: two-level bootstrap, seeds and questions "
+               "resampled]; MME = perception + cognition, POPE = mean accuracy over the three splits")
+
+
 def rows_table(rows: list[tuple[str, dict]]) -> str:
     lines = ["| model | MME (P/C) | VQAv2 | MSCOCO | Flickr30k | POPE acc (pop/rand/adv) |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -76,6 +116,16 @@ def _table(header: list[str], rows: list[list[str]], numeric: bool = True) -> st
              "|" + "|".join(["---"] + ["---:" if numeric else "---"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def _mean_sd(values, digits=3) -> str:
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def _pct(value) -> str:
@@ -92,9 +142,11 @@ def verdict_block(claim_id: str, evidence: dict, paper: dict) -> str:
     on_paper = paper.get(claim_id) or []
     if on_paper:
         statuses = [(label, judge(claim_id, ev)) for label, ev in on_paper]
-        held = sum(v.status == "reproduced" for _, v in statuses)
-        lines.append(f"  - The same rule on the paper's numbers: reproduced for {held}/{len(statuses)} ("
-                     + "; ".join(f"{label}: {v.status}" for label, v in statuses) + ").")
+        held = sum(v.status == REPRODUCED for _, v in statuses)
+        lines.append(f"  - The same rule on the paper's numbers (no published uncertainty: the direction decides): "
+                     f"holds for {held}/{len(statuses)} (" + "; ".join(
+                         f"{label}: " + (v.status if v.value is None else f"{v.value:+.2f}") for label, v in statuses)
+                     + ").")
     if claim["text_numbers"]:
         lines.append("  - The paper's text: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
                                                           claim["text_numbers"].items()) + ".")
@@ -107,17 +159,16 @@ def render(results: dict, figs: dict) -> str:
     ev = our_evidence(results)
     paper = paper_evidence()
     models = results["models"]
-    rows = {name: row_from_metrics(m) for name, m in models.items()}
+    rows = {name: mean_row(m) for name, m in models.items()}
     verdicts = {c["id"]: judge(c["id"], ev) for c in claims()}
-    counts = {s: sum(v.status == s for v in verdicts.values())
-              for s in ("reproduced", "partly", "not reproduced", UNTESTABLE)}
+    counts = {s: sum(v.status == s for v in verdicts.values()) for s in STATUSES}
     parts = [_header(results, counts), _summary(verdicts)]
     parts.append(_section_table1(results, rows, ev, paper, figs))
     parts.append(_section_table2(results, ev, paper, figs))
     parts.append(_section_sweeps(results, ev, paper, figs))
-    parts.append(_section_fig2_table3(rows, ev, paper, figs))
+    parts.append(_section_fig2_table3(results, rows, ev, paper, figs))
     parts.append(_section_table4(results, rows, ev, paper))
-    parts.append(_section_table5(rows, ev, paper))
+    parts.append(_section_table5(results, rows, ev, paper))
     parts.append(_section_similarity(results, ev, paper, figs))
     parts.append(_section_gradients(results, ev, paper, figs))
     parts.append(_section_figures_without_numbers())
@@ -130,29 +181,63 @@ def _sizes(results) -> str:
     if not z:
         return ""
     mix = "the whole instruct mix" if z["mix_samples"] is None else f"{z['mix_samples']} samples of the instruct mix"
-    limit = "complete benchmarks" if z["eval_limit"] is None else \
-        f"the first {z['eval_limit']} questions per task (per MME subtask and POPE split; images for captioning)"
+    limit = z["eval_limit"]
+    if limit is None:
+        limit = "complete benchmarks"
+    elif isinstance(limit, dict):
+        limit = "the first " + ", ".join(f"{n} {_LIMIT_UNITS.get(t, 'questions')} of {t}" for t, n in limit.items()) + \
+            " and every question of the other tasks"
+    else:
+        limit = f"the first {limit} questions per task (per MME subtask and POPE split; images for captioning)"
     sweep = "all" if z["sweep_limit"] is None else f"the first {z['sweep_limit']}"
+    seeds = z.get("seeds") or [0]
     return (f"Sizes: every stage-2 run sees {mix} (overrides {', '.join(z['stage2']) or 'none'}), each one-type "
-            f"subset {z['subset_samples']} samples; stage 1: {', '.join(z['stage1']) or 'one epoch'}. The learning "
-            f"rate is chosen on {sweep} Flickr30k-style test images; the final evaluations use {limit}. "
-            f"Torch threads: {z.get('threads') or 'default'}.\n\n")
+            f"subset {z['subset_samples']} samples; stage 1: {', '.join(z['stage1']) or 'one epoch'}. A swept "
+            f"learning rate is chosen on {sweep} Flickr30k-style test images; the final evaluations use {limit}. "
+            f"Seeds: the six Table 1 strategies are trained with each of the train seeds {', '.join(map(str, seeds))} "
+            "(the seed sets the stage-2 data subset and order and the init of new parameters such as LoRA's); stage 1, "
+            f"the vision towers, the subsets and Tables 4 and 5 use seed {seeds[0]} only (one shared stage-1 model); "
+            "layer similarity and gradient statistics are measured for every seed. Intervals: "
+            f"{z.get('resamples', 1000)} bootstrap resamples, seeded. Torch threads: {z.get('threads') or 'default'}.\n\n")
+
+
+_LIMIT_UNITS = {"pope": "questions per split", "mme": "questions per subtask", "coco": "images",
+                "flickr30k": "images", "vqav2": "questions"}
+
+
+def _lrs_text(results) -> str:
+    lrs = results["lrs"]
+    swept = {s: v for s, v in lrs.items() if len(v) > 1}
+    fixed = {s: v[0] for s, v in lrs.items() if len(v) == 1}
+    parts = []
+    if swept:
+        grid = ", ".join(f"{lr:.0e}" for lr in next(iter(swept.values())))
+        parts.append(f"{', '.join(swept)} were trained at every learning rate of the grid ({grid}) at the first seed "
+                     "and kept at their best on the Flickr30k-style task, as the paper does with its 11 values")
+    if fixed:
+        parts.append("the learning-rate grid was reduced to one value per strategy, from the paper's grid ("
+                     + ", ".join(f"{s} {lr:.0e}" for s, lr in fixed.items()) + "), so that the budget goes to seeds "
+                     "and questions, which decide whether a difference is real; no sweep was run for them")
+    return "; ".join(parts)
 
 
 def _header(results, counts) -> str:
-    lrs = ", ".join(f"{lr:.0e}" for lr in results["lrs"])
+    conclusive = counts[REPRODUCED] + counts[CONTRADICTED]
     return (f"# Reproduction of \"Tuning LayerNorm in Attention\" in miniature ({results['preset']})\n\n"
             f"Made by `lntune reproduce --preset {results['preset']}`: SmolLM2-135M-Instruct with a small vision tower "
             f"trained on lntune's synthetic world (`{results['world']}` preset), in place of 7B/13B LLMs with CLIP "
-            "ViT-L/14 on LLaVA data. Each stage-2 strategy was trained at every learning rate of the grid "
-            f"({lrs}) and kept at its best on the Flickr30k-style task, as the paper does with its 11 values. "
+            f"ViT-L/14 on LLaVA data. Learning rates: {_lrs_text(results)}. "
             "The paper's numbers come from `lntune/paper/*.yaml`; every verdict below is decided by the rule printed "
             "with it (`lntune/reproduce/verdicts.py`), which is also applied to the paper's own numbers.\n\n"
             + _sizes(results) +
-            f"Verdicts: {counts['reproduced']} reproduced, {counts['partly']} partly, {counts['not reproduced']} not "
-            f"reproduced, {counts[UNTESTABLE]} untestable in this setting.\n\n"
-            "A miniature run is small: few optimizer steps, small evaluation subsets, one seed. Differences of a few "
-            "points are within noise; read the verdicts as what this setting shows, not as a judgement of the paper.\n\n"
+            "Verdicts: a comparative claim is **reproduced** when the 95% interval of its effect lies on the paper's "
+            "side of no difference, **contradicted** when it lies on the other side, and **inconclusive** when it "
+            "contains no difference; the interval comes from a two-level bootstrap (training seeds resampled with "
+            "replacement, and the benchmarks' questions resampled with replacement, the same questions for every "
+            "model). Exact checks (parameter counts, memory, the best learning rate) are reproduced or contradicted.\n\n"
+            f"Summary: {conclusive} conclusive ({counts[REPRODUCED]} reproduced, {counts[CONTRADICTED]} contradicted), "
+            f"{counts[INCONCLUSIVE]} inconclusive, {counts[UNTESTABLE]} untestable in this setting. A miniature run is "
+            "small: read the verdicts as what this setting shows, not as a judgement of the paper.\n\n"
             f"Regenerate: `lntune reproduce --preset {results['preset']} --out runs/reproduce --export-docs docs` "
             "(add `--threads 1` on a machine busy with other work; a killed run continues where it stopped).\n")
 
@@ -166,8 +251,10 @@ def _section_table1(results, rows, ev, paper, figs) -> str:
     t1 = load_table("table1")
     ours = [(NAMES[s], rows[s]) for s in TABLE1_STRATEGIES if s in rows]
     text = ["## Table 1: tuning strategies on five benchmarks\n",
-            "Ours (the world's benchmarks in the official formats; MME has no cognition subtasks here, so C is "
-            "'-'; POPE accuracy popular/random/adversarial):\n", rows_table(ours)]
+            f"Ours ({SCORES_NOTE}; the world has no MME cognition subtask):\n",
+            scores_table([(NAMES[s], s) for s in TABLE1_STRATEGIES], results),
+            "\nOur means in the paper's layout (MME perception/cognition, POPE accuracy popular/random/adversarial):\n",
+            rows_table(ours)]
     ranks_ours = mean_ranks(ev["main"]) if ev["main"] else {}
     paper_ranks = {b: mean_ranks({s: scores(r) for s, r in bb.items()}) for b, bb in t1["backbones"].items()}
     header = ["strategy", "ours", *t1["backbones"]]
@@ -251,12 +338,14 @@ def _section_sweeps(results, ev, paper, figs) -> str:
     return "\n".join(text)
 
 
-def _section_fig2_table3(rows, ev, paper, figs) -> str:
+def _section_fig2_table3(results, rows, ev, paper, figs) -> str:
     fig = figures()["2"]
     subset_rows = [(f"LayerNorm on {t}", rows[f"subset-{t}"]) for t in SUBSET_TYPES if f"subset-{t}" in rows]
     text = ["## Figure 2 and Table 3: data types\n",
             f"Figure 2 has no numbers in the paper's text ({fig['note']}). Ours, LayerNorm on equal-size subsets of "
-            "one instruct type each (at LayerNorm's best learning rate):\n", rows_table(subset_rows)]
+            f"one instruct type each (at LayerNorm's learning rate; {SCORES_NOTE}):\n",
+            scores_table([(f"LayerNorm on {t}", f"subset-{t}") for t in SUBSET_TYPES], results),
+            "\nIn the paper's layout:\n", rows_table(subset_rows)]
     if "fig2" in figs:
         text.append(f"\n![Figure 2]({figs['fig2']})\n")
     t3 = ev["table3"]
@@ -286,11 +375,13 @@ def _section_table4(results, rows, ev, paper) -> str:
                                                   ("Connector", "table4-connector"),
                                                   ("LayerNorm", "table4-layernorm")) if key in rows]
     reused = (" Our norms-only run is the layernorm-simple run: layernorm without the base set trains exactly "
-              "those parameters, and both had the same best learning rate." if results.get("table4_norms_only_reused")
+              "those parameters, and both had the same learning rate." if results.get("table4_norms_only_reused")
               else "")
     text = ["## Table 4: LayerNorm and/or the connector\n",
             "'LayerNorm + Connector' is the layernorm strategy; 'Connector' trains the projector only; 'LayerNorm' "
-            "trains the norms with the connector frozen." + reused + "\n", rows_table(ours)]
+            "trains the norms with the connector frozen." + reused + f" ({SCORES_NOTE})\n",
+            scores_table([("LayerNorm + Connector", "layernorm"), ("Connector", "table4-connector"),
+                          ("LayerNorm", "table4-layernorm")], results), "\nIn the paper's layout:\n", rows_table(ours)]
     for backbone, r in t4["backbones"].items():
         text += [f"\nThe paper, {backbone}:\n",
                  rows_table([(label, r[key]) for label, key in (("LayerNorm + Connector", "layernorm+connector"),
@@ -301,15 +392,17 @@ def _section_table4(results, rows, ev, paper) -> str:
     return "\n".join(text)
 
 
-def _section_table5(rows, ev, paper) -> str:
+def _section_table5(results, rows, ev, paper) -> str:
     t5 = load_table("table5")
     ours = [(label, rows[key]) for label, key in (("Finetune (classification tower)", "table5-finetune"),
                                                   ("LayerNorm (classification tower)", "table5-layernorm"))
             if key in rows]
     text = ["## Table 5: a vision tower not aligned with language\n",
             "Ours: the world's vision tower trained as a classifier (lntune's ImageNet-ViT analogue) instead of "
-            "contrastively with text; stage 1 again, then finetune and LayerNorm at their best learning rates.\n",
-            rows_table(ours), "\nThe paper:\n",
+            f"contrastively with text; stage 1 again, then finetune and LayerNorm at their learning rates ({SCORES_NOTE}).\n",
+            scores_table([("Finetune (classification tower)", "table5-finetune"),
+                          ("LayerNorm (classification tower)", "table5-layernorm")], results),
+            "\nIn the paper's layout:\n", rows_table(ours), "\nThe paper:\n",
             rows_table([(f"{NAMES[s]}-{b.split('-')[-1]}", r) for b, bb in t5["backbones"].items()
                         for s, r in bb.items()])]
     text.append("\n### Claims\n")
@@ -321,8 +414,10 @@ def _section_table5(rows, ev, paper) -> str:
 def _section_similarity(results, ev, paper, figs) -> str:
     t6 = load_table("table6")
     sim = results.get("similarity") or {}
-    rows = [["ours (SmolLM2-135M, " + (f"{next(iter(sim.values()))['layers']} layers" if sim else "-") + ")",
-             _num(sim.get("layernorm", {}).get("mean_offdiag"), 3), _num(sim.get("finetune", {}).get("mean_offdiag"), 3)]]
+    per_seed = results.get("similarity_per_seed") or {s: [v["mean_offdiag"]] for s, v in sim.items()}
+    rows = [["ours (SmolLM2-135M, " + (f"{next(iter(sim.values()))['layers']} layers" if sim else "-") +
+             f", mean ± sd over {len(per_seed.get('layernorm', []))} seeds)",
+             _mean_sd(per_seed.get("layernorm")), _mean_sd(per_seed.get("finetune"))]]
     rows += [[b, _num(r["layernorm"], 3), _num(r["finetune"], 3)] for b, r in t6["rows"].items()]
     text = ["## Table 6 and Figure 3: layer similarity\n",
             "Mean cosine similarity between the hidden states of every pair of decoder layers (docs/analysis.md), "
@@ -342,9 +437,10 @@ def _section_gradients(results, ev, paper, figs) -> str:
             for r in ratios]
     text = ["## Figure 4: LayerNorm gradients during training\n",
             f"The paper's Figure 4 has no numbers ({figures()['4']['note']}). Ours: the gradients of the tracked "
-            "layers' norms, recorded at every step of the best finetune and LayerNorm runs; ratios LayerNorm / "
+            "layers' norms, recorded at every step of the finetune and LayerNorm runs; ratios LayerNorm / "
             "finetune of the mean per-step standard deviation and of the variance of the per-step mean "
-            "(layers counted from 0, so layer 10 is the 11th):\n",
+            "(layers counted from 0, so layer 10 is the 11th). The table is the first seed's; the verdict reads "
+            "every seed:\n",
             _table(["layer", "norm", "std ratio", "var-of-mean ratio"], rows) if rows else "(not recorded)\n"]
     if "fig4" in figs:
         text.append(f"\n![Figure 4]({figs['fig4']})\n")
