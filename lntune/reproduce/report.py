@@ -468,8 +468,8 @@ def _section_budget(results) -> str:
     rows = [[name, g["count"], f"{g['planned'] / 60:.1f}", f"{g['wall'] / 60:.1f}", f"{g['cpu'] / 60:.1f}"]
             for name, g in [*groups.items(), ("total", total)]]
     return ("## Budget\n\nPlanned minutes (an idle 2-core CPU) against the measured wall clock and this process's CPU "
-            "time (both threads counted; `lntune bench` workers not included). The machine was shared with other "
-            "work, which stretches the wall clock; jobs found already done when a run was resumed count 0:\n\n"
+            "time (both threads counted; `lntune bench` workers not included). Other work on the same machine stretches "
+            "the wall clock; jobs found already done (a resumed run, or cached towers) count 0:\n\n"
             + _table(["jobs", "count", "planned min", "wall min", "CPU min"], rows))
 
 
