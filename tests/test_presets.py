@@ -43,7 +43,7 @@ def test_presets_read_exact_values_and_merge_their_defaults():
     assert reproduce_preset("world-quick").lrs == {"finetune": (1e-4,), "lora": (2e-3,), "attn-qv": (2e-3,),
                                                    "attn-mlp": (1e-4,), "layernorm": (2e-3,),
                                                    "layernorm-simple": (2e-3,)}
-    assert reproduce_preset("world-quick").eval_limit == {"pope": 100, "vqav2": 100, "coco": 12, "flickr30k": 12}
+    assert reproduce_preset("world-quick").eval_limit == {"pope": 100, "vqav2": 100, "coco": 32, "flickr30k": 32}
     preset("world", "smoke")["train_images"] = 0  # a copy: the loaded presets stay as written
     assert preset("world", "smoke")["train_images"] == 40
 
