@@ -107,6 +107,17 @@ def test_skip_policy_skips_a_nan_step_and_writes_null_in_strict_json(inputs, tmp
     assert "1 steps skipped" in captured.out and "written as null" in captured.err
 
 
+def test_skip_policy_with_every_step_skipped_is_an_error_and_writes_no_result(inputs, tmp_path, monkeypatch):
+    from lntune.train import loss as loss_module
+
+    real = loss_module.SupervisedLoss.forward
+    monkeypatch.setattr(loss_module.SupervisedLoss, "forward", lambda self, *args: real(self, *args) * float("nan"))
+    out = tmp_path / "run"
+    with pytest.raises(LntuneError, match="all 3 steps had non-finite values and were skipped: nothing was trained"):
+        train(load_config(data=_data(inputs, out, max_steps=3, on_nonfinite="skip")))
+    assert not (out / "trainable.safetensors").exists() and not (out / "summary.json").exists()
+
+
 def test_a_nonfinite_checkpoint_is_refused_on_resume(inputs, tmp_path):
     from safetensors.torch import save_file
 
