@@ -109,3 +109,10 @@ def test_quickstart_report_shows_intervals_and_the_layernorm_minus_stage1_row(tm
     assert paired.split(" | ")[1] == f"+20.0 [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
     assert "above 0 for: VQAv2 acc;" in text
     assert "| Model | MME (P/C) |" in text and "[low, high]: 95% bootstrap interval" in text
+
+
+def test_the_compared_metrics_are_the_headline_numbers_grouped_by_benchmark():
+    from lntune.eval.compare import HEADLINE_METRICS
+
+    assert HEADLINE_METRICS == {"mme": ("perception", "cognition"), "vqav2": ("accuracy",), "caption": ("CIDEr",),
+                                "pope": ("mean_accuracy", "mean_f1")}

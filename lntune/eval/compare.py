@@ -22,11 +22,21 @@ from pathlib import Path
 from lntune.errors import LntuneError
 from lntune.eval.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_samples, paired_difference
 from lntune.eval.intervals import TASK_BENCHMARKS, benchmark, read_units, units_path
+from lntune.eval.scores import HEADLINE_SOURCES
 from lntune.jsonio import first_few, load_json
 
-# The metrics compared per benchmark, as named in the scorers' results (and metrics.json).
-HEADLINE_METRICS = {"vqav2": ("accuracy",), "pope": ("mean_accuracy", "mean_f1"), "mme": ("perception", "cognition"),
-                    "caption": ("CIDEr",)}
+
+def _headline_metrics() -> dict[str, tuple[str, ...]]:
+    """The headline metrics per benchmark (both caption sets share "caption"), as named in the scorers' results."""
+    per_benchmark: dict[str, tuple[str, ...]] = {}
+    for task, metric in HEADLINE_SOURCES.values():
+        known = per_benchmark.get(TASK_BENCHMARKS[task], ())
+        per_benchmark[TASK_BENCHMARKS[task]] = known if metric in known else known + (metric,)
+    return per_benchmark
+
+
+# The metrics compared per benchmark: the headline numbers of eval/scores.py, grouped by benchmark.
+HEADLINE_METRICS = _headline_metrics()
 
 
 def compare_units(name: str, units_a: list[dict], units_b: list[dict], metrics: tuple[str, ...] | None = None,
