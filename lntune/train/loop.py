@@ -291,6 +291,9 @@ class Trainer:
         logger.close()
         self.guard.finish()
         self.save(time.perf_counter() - started, loss_value)
+        # The other ranks leave save() while the main one still writes; tearing the process group down under it
+        # now and then aborted a gloo rank at exit (SIGABRT after a finished run).
+        self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
         return self.out
 
