@@ -22,6 +22,7 @@ import contextlib
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -228,11 +229,15 @@ class Trainer:
         result = self._forward_backward(group)
         # Under fp16 the grad scaler skips overflowing steps itself (and must see them): guard the loss only.
         guarded_norm = None if getattr(self.accelerator, "scaler", None) is not None else result.grad_norm
-        if not self.guard.before_update(self.global_step + 1, result.loss, guarded_norm):
+        skipped = self.guard.before_update(self.global_step + 1, result.loss, guarded_norm)
+        if not skipped:
             self.grads.record(self.global_step + 1)
             self.optimizer.step()
             self.guard.after_update(self.global_step + 1, self.params, self.accelerator)
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            if skipped:  # a skipped step still advances the schedule, on purpose: torch's ordering warning is noise
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
         return result
