@@ -19,7 +19,7 @@ def test_world_quick_trains_every_strategy_with_three_seeds_and_no_sweep():
             assert f"train/{strategy}/seed-{seed}" in keys and f"eval/{strategy}/seed-{seed}" in keys
     assert sum(key.startswith("train/") and "/seed-" in key for key in keys) == 3 * 6
     assert not [key for key in keys if key.startswith(("sweep/", "eval-sweep/", "train/sweep/"))]
-    # questions per final evaluation: MME 4 subtasks x 80, VQAv2 100, 12 images per caption set, POPE 3 x 100
+    # questions per final evaluation: MME 4 subtasks x 80, VQAv2 100, 32 images per caption set, POPE 3 x 100
     assert p.eval_questions(p.eval_limit) == {"mme": 320, "vqav2": 100, "coco": 32, "flickr30k": 32, "pope": 300}
     assert sum(job.cost_s for job in jobs) / 60 <= 50  # about 43 min planned: under the hour with room to spare
 

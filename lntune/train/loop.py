@@ -234,8 +234,9 @@ class Trainer:
             self.grads.record(self.global_step + 1)
             self.optimizer.step()
             self.guard.after_update(self.global_step + 1, self.params, self.accelerator)
-        with warnings.catch_warnings():
-            if skipped:  # a skipped step still advances the schedule, on purpose: torch's ordering warning is noise
+        # A skipped step still advances the schedule, on purpose: torch's "scheduler before optimizer" warning is noise.
+        with warnings.catch_warnings() if skipped else contextlib.nullcontext():
+            if skipped:
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
