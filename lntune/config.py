@@ -68,6 +68,7 @@ class TrainConfig(StrategySwitches):
     batch_size: int = 8  # per device, per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 1e-3  # peak learning rate
+    projector_lr: float | None = None  # peak learning rate of the connector (LLaVA's --mm_projector_lr); None: lr
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
     scheduler: str = "cosine"  # cosine | linear | constant
@@ -129,11 +130,11 @@ RANGES = {
     "world.seed": (0, None),
     "data.max_samples": (1, None), "data.max_length": (1, None), "data.num_workers": (0, None),
     "train.epochs": (1, None), "train.max_steps": (1, None), "train.batch_size": (1, None), "train.grad_accum": (1, None),
-    "train.lr": (0, None), "train.weight_decay": (0, None), "train.warmup_ratio": (0, 1), "train.max_grad_norm": (0, None),
+    "train.lr": (0, None), "train.projector_lr": (0, None), "train.weight_decay": (0, None), "train.warmup_ratio": (0, 1), "train.max_grad_norm": (0, None),
     "train.seed": (0, None), "train.save_steps": (0, None), "train.save_total_limit": (0, None), "train.log_steps": (1, None),
     "train.lora.r": (1, None), "train.lora.alpha": (0, None), "train.lora.dropout": (0, 1), "train.track_grads": (0, None),
 }
-_POSITIVE = {"train.lr", "train.max_grad_norm", "model.projector_init_scale", "train.lora.alpha"}  # low excluded
+_POSITIVE = {"train.lr", "train.projector_lr", "train.max_grad_norm", "model.projector_init_scale", "train.lora.alpha"}  # low excluded
 _BELOW_HIGH = {"train.warmup_ratio", "train.lora.dropout"}  # high excluded
 
 

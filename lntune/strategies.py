@@ -136,8 +136,13 @@ def _within_blocks(name: str, what: str, norm_prefixes: tuple) -> bool:
     return False
 
 
+def is_connector(name: str) -> bool:
+    """Whether a parameter name belongs to the vision-language connector (the LLaVA projector)."""
+    return "multi_modal_projector." in name
+
+
 def _in_base(name: str, train_embeddings: bool) -> bool:
-    if "multi_modal_projector." in name:
+    if is_connector(name):
         return True
     return train_embeddings and (name.startswith("lm_head.") or ".embed_tokens." in name)
 

@@ -56,7 +56,7 @@ def test_optimizer_is_fused_adamw_with_the_run_settings():
     from lntune.config import TrainConfig
 
     params = [torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(2, 2))]
-    optimizer = make_optimizer(params, TrainConfig(lr=0.25, weight_decay=0.5))
+    optimizer = make_optimizer([(f"p{i}", p) for i, p in enumerate(params)], TrainConfig(lr=0.25, weight_decay=0.5))
     group = optimizer.param_groups[0]
     assert isinstance(optimizer, torch.optim.AdamW) and group["fused"] is True
     assert (group["lr"], group["weight_decay"]) == (0.25, 0.5)

@@ -31,6 +31,8 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     assert (out / "stage2-layernorm" / "lntune.json").exists()
     stage2 = json.loads((out / "stage2-layernorm" / "lntune.json").read_text())
     assert stage2["base"] == {"kind": "run", "path": {"absolute": str((out / "stage1").resolve()), "relative": "../stage1"}}
+    train_settings = json.loads((out / "stage2-layernorm" / "run_config.json").read_text())["train"]
+    assert (train_settings["lr"], train_settings["projector_lr"]) == (2.0e-3, 2.0e-4)
     # a second run finds everything done and only rewrites the report
     assert main(["quickstart", "--preset", "smoke", "--out", str(out)]) == 0
     assert json.loads((out / "results.json").read_text())["models"] == results["models"]

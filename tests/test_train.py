@@ -185,3 +185,30 @@ def test_build_dataset_applies_every_data_option(inputs, tmp_path):
     assert len(dropped) < len(full) == len(cut) and max(cut.lengths) == longest - 3
     with pytest.raises(LntuneError, match="data_types: no sample of type 'detail'"):
         dataset(data_types=["detail"])
+
+
+def test_projector_lr_sets_the_connector_step_and_nothing_else(inputs, tmp_path):
+    """AdamW's first step moves every element by about its learning rate: lr for the norms, projector_lr for the
+    connector. projector_lr equal to lr is the same run, bit for bit."""
+    from lntune.train.loop import build_model
+
+    config = _config(inputs, tmp_path, max_steps=1, warmup_ratio=0.0)
+    start = {n: p.detach().clone() for n, p in build_model(config)[0].named_parameters()}
+
+    def moved(run_dir, part):
+        saved = load_file(str(Path(run_dir) / "trainable.safetensors"))
+        return max(float((v - start[n]).abs().max()) for n, v in saved.items() if part in n)
+
+    plain = train(config)
+    same = train(_config(inputs, tmp_path / "same", max_steps=1, warmup_ratio=0.0, projector_lr=1.0e-2))
+    slow = train(_config(inputs, tmp_path / "slow", max_steps=1, warmup_ratio=0.0, projector_lr=1.0e-3))
+    a, b = load_file(str(plain / "trainable.safetensors")), load_file(str(same / "trainable.safetensors"))
+    assert set(a) == set(b) and all(torch.equal(a[n], b[n]) for n in a)
+    for run, projector_step in ((plain, 1.0e-2), (slow, 1.0e-3)):
+        assert moved(run, "multi_modal_projector") == pytest.approx(projector_step, rel=1e-3)
+        assert moved(run, "layernorm") == pytest.approx(1.0e-2, rel=1e-3)
+
+
+def test_projector_lr_must_be_positive(inputs, tmp_path):
+    with pytest.raises(LntuneError, match="train.projector_lr"):
+        _config(inputs, tmp_path, projector_lr=0.0)

@@ -181,8 +181,9 @@ class Trainer:
             raise LntuneError("Trainer.prepare: total_steps is required without training data")
         self.total_steps = total_steps
 
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = make_optimizer(self.params, t)
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        optimizer = make_optimizer(named, t)
         self.scheduler = make_scheduler(optimizer, t.scheduler, math.ceil(t.warmup_ratio * total_steps), total_steps)
 
         checkpoints = list_checkpoints(self.out) if self.resume else []

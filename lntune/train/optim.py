@@ -2,7 +2,7 @@
 kernel, and transformers' warm-up schedules.
 
     from lntune.train.optim import make_optimizer, make_scheduler
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config.train)
+    optimizer = make_optimizer([(n, p) for n, p in model.named_parameters() if p.requires_grad], config.train)
     scheduler = make_scheduler(optimizer, "cosine", warmup_steps, total_steps)   # stepped once per optimizer step
 
 The fused kernel updates every parameter in one pass instead of a dozen elementwise ops per tensor: on the
@@ -17,11 +17,22 @@ _FUSED_DEVICES = ("cpu", "cuda")
 _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
-def make_optimizer(params: list, train_config) -> torch.optim.AdamW:
-    """AdamW(lr, weight_decay) over `params`; fused when every parameter is a float tensor on CPU or CUDA."""
+def make_optimizer(named_params: list, train_config) -> torch.optim.AdamW:
+    """AdamW(lr, weight_decay) over `named_params` ((name, parameter) pairs); fused when every parameter is a float
+    tensor on CPU or CUDA. With `projector_lr` set, the connector's parameters form a second group at that peak
+    rate (the schedule scales both groups alike)."""
+    from lntune.strategies import is_connector
+
+    params = [p for _, p in named_params]
     fused = bool(params) and all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params) \
         and len({p.device for p in params}) == 1
-    return torch.optim.AdamW(params, lr=train_config.lr, weight_decay=train_config.weight_decay, fused=fused or None)
+    groups = params
+    projector_lr = getattr(train_config, "projector_lr", None)
+    if projector_lr is not None:
+        connector = [p for n, p in named_params if is_connector(n)]
+        others = [p for n, p in named_params if not is_connector(n)]
+        groups = [g for g in ({"params": others}, {"params": connector, "lr": projector_lr}) if g["params"]]
+    return torch.optim.AdamW(groups, lr=train_config.lr, weight_decay=train_config.weight_decay, fused=fused or None)
 
 
 SCHEDULERS = ("cosine", "linear", "constant")
