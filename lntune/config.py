@@ -130,11 +130,13 @@ RANGES = {
     "world.seed": (0, None),
     "data.max_samples": (1, None), "data.max_length": (1, None), "data.num_workers": (0, None),
     "train.epochs": (1, None), "train.max_steps": (1, None), "train.batch_size": (1, None), "train.grad_accum": (1, None),
-    "train.lr": (0, None), "train.projector_lr": (0, None), "train.weight_decay": (0, None), "train.warmup_ratio": (0, 1), "train.max_grad_norm": (0, None),
+    "train.lr": (0, None), "train.projector_lr": (0, None), "train.weight_decay": (0, None), "train.warmup_ratio": (0, 1),
+    "train.max_grad_norm": (0, None),
     "train.seed": (0, None), "train.save_steps": (0, None), "train.save_total_limit": (0, None), "train.log_steps": (1, None),
     "train.lora.r": (1, None), "train.lora.alpha": (0, None), "train.lora.dropout": (0, 1), "train.track_grads": (0, None),
 }
-_POSITIVE = {"train.lr", "train.projector_lr", "train.max_grad_norm", "model.projector_init_scale", "train.lora.alpha"}  # low excluded
+_POSITIVE = {"train.lr", "train.projector_lr", "train.max_grad_norm", "model.projector_init_scale",
+             "train.lora.alpha"}  # low excluded
 _BELOW_HIGH = {"train.warmup_ratio", "train.lora.dropout"}  # high excluded
 
 

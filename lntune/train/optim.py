@@ -27,7 +27,7 @@ def make_optimizer(named_params: list, train_config) -> torch.optim.AdamW:
     fused = bool(params) and all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params) \
         and len({p.device for p in params}) == 1
     groups = params
-    projector_lr = getattr(train_config, "projector_lr", None)
+    projector_lr = train_config.projector_lr
     if projector_lr is not None:
         connector = [p for n, p in named_params if is_connector(n)]
         others = [p for n, p in named_params if not is_connector(n)]
