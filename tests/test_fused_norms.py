@@ -66,3 +66,15 @@ def test_optimizer_is_fused_adamw_with_the_run_settings():
     optimizer.step()
     reference.step()
     torch.testing.assert_close(params[0], reference.param_groups[0]["params"][0])
+
+
+def test_projector_lr_puts_the_connector_in_its_own_group():
+    from lntune.config import TrainConfig
+
+    norm, connector = torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(2, 2))
+    named = [("model.language_model.layers.0.input_layernorm.weight", norm),
+             ("model.multi_modal_projector.linear_1.weight", connector)]
+    groups = make_optimizer(named, TrainConfig(lr=0.25, projector_lr=0.05)).param_groups
+    assert [(g["params"], g["lr"]) for g in groups] == [([norm], 0.25), ([connector], 0.05)]
+    only = make_optimizer(named[1:], TrainConfig(lr=0.25, projector_lr=0.05)).param_groups  # the connector strategy
+    assert [(g["params"], g["lr"]) for g in only] == [([connector], 0.05)]

@@ -89,6 +89,15 @@ class StepResult(NamedTuple):
     tokens: int  # non-pad tokens over all processes
 
 
+@contextlib.contextmanager
+def _schedule_past_a_skipped_step():
+    """A skipped step still advances the schedule, on purpose: torch's "scheduler before optimizer" warning
+    (raised when the very first step is skipped) is noise there."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        yield
+
+
 class Trainer:
     """One training run of `config`. `run()` is `lntune train`; the other methods are its parts, public so
     that a benchmark or a probe runs exactly what training runs."""
@@ -235,10 +244,7 @@ class Trainer:
             self.grads.record(self.global_step + 1)
             self.optimizer.step()
             self.guard.after_update(self.global_step + 1, self.params, self.accelerator)
-        # A skipped step still advances the schedule, on purpose: torch's "scheduler before optimizer" warning is noise.
-        with warnings.catch_warnings() if skipped else contextlib.nullcontext():
-            if skipped:
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        with _schedule_past_a_skipped_step() if skipped else contextlib.nullcontext():
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1

@@ -13,6 +13,8 @@ a different order of float operations (not bit-identical to the unfused one); ru
 
 import torch
 
+from lntune.strategies import is_connector
+
 _FUSED_DEVICES = ("cpu", "cuda")
 _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -21,17 +23,15 @@ def make_optimizer(named_params: list, train_config) -> torch.optim.AdamW:
     """AdamW(lr, weight_decay) over `named_params` ((name, parameter) pairs); fused when every parameter is a float
     tensor on CPU or CUDA. With `projector_lr` set, the connector's parameters form a second group at that peak
     rate (the schedule scales both groups alike)."""
-    from lntune.strategies import is_connector
-
     params = [p for _, p in named_params]
     fused = bool(params) and all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params) \
         and len({p.device for p in params}) == 1
     groups = params
-    projector_lr = train_config.projector_lr
-    if projector_lr is not None:
-        connector = [p for n, p in named_params if is_connector(n)]
-        others = [p for n, p in named_params if not is_connector(n)]
-        groups = [g for g in ({"params": others}, {"params": connector, "lr": projector_lr}) if g["params"]]
+    if train_config.projector_lr is not None:
+        others, connector = [], []
+        for name, p in named_params:
+            (connector if is_connector(name) else others).append(p)
+        groups = [g for g in ({"params": others}, {"params": connector, "lr": train_config.projector_lr}) if g["params"]]
     return torch.optim.AdamW(groups, lr=train_config.lr, weight_decay=train_config.weight_decay, fused=fused or None)
 
 
