@@ -335,6 +335,24 @@ def test_deduplicated_run_writes_the_answers_of_an_undeduplicated_one(tiny, benc
     assert [(t["generated"], t["unique_requests"]) for t in timings] == [(12, 6), (12, 12)]
 
 
+def test_shared_prefix_run_writes_the_answers_of_whole_prompts(tiny, bench, tmp_path, monkeypatch):
+    from lntune.eval import shared_prefix
+
+    model, processor = tiny
+    data, _ = bench
+    planned = []
+    real_plan = shared_prefix.plan_shared_prefix
+    monkeypatch.setattr(shared_prefix, "plan_shared_prefix", lambda *a, **k: planned.append(real_plan(*a, **k))
+                        or planned[-1])
+    evaluate(model, processor, ["pope", "mme"], data, tmp_path / "shared", batch_size=4, max_new_tokens=6,
+             progress=False)
+    assert any(plan is not None for plan in planned)  # some batches did share an image's prefix
+    evaluate(model, processor, ["pope", "mme"], data, tmp_path / "whole", batch_size=4, max_new_tokens=6,
+             progress=False, shared_prefix=False)
+    for name in ("pope/answers.jsonl", "metrics.json", "predictions/mme.jsonl", "predictions/pope.jsonl"):
+        assert (tmp_path / "shared" / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
 def test_answers_ended_when_settled_score_as_whole_answers(tiny, bench, tmp_path, monkeypatch):
     model, processor = tiny
     data, _ = bench

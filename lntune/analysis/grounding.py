@@ -17,8 +17,9 @@ that answers from the question text alone scores the same either way. Definition
     result = grounding_scores(model, processor, "WORLD/eval", seed=0, batch_size=16)
     result["groups"]["pope"]["true"]["auc"], result["groups"]["pope"]["shuffled"]["auc"]
 
-One forward pass per distinct (image, prompt) pair, no generation: batches are sorted by prompt length
-and right-padded, and the logits are read at each row's last prompt position only.
+One forward pass per distinct (image, prompt) pair, no generation: the questions about one image share a
+batch and run their common prompt prefix once (lntune/eval/shared_prefix.py), and the logits are read at
+each row's last prompt position only.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
     from tqdm import tqdm
 
     from lntune.eval.runner import open_image
+    from lntune.eval.shared_prefix import group_by_image, plan_shared_prefix
 
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
@@ -127,7 +129,8 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
         first_asker.setdefault(pair, question_id)
     pairs = list(first_asker)
     lengths = processor.tokenizer([p for _, p in pairs], add_special_tokens=False)["input_ids"]
-    order = sorted(range(len(pairs)), key=lambda i: -len(lengths[i]))
+    order = group_by_image([path for path, _ in pairs], [len(ids) for ids in lengths])
+    image_token_id = getattr(model.config, "image_token_id", None)
     results: dict[tuple, float] = {}
     was_training = model.training
     model.eval()
@@ -136,13 +139,18 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
                           dynamic_ncols=True):
             batch = [pairs[i] for i in order[start:start + batch_size]]
             images_now = [open_image(path, first_asker[(path, prompt)], "grounding") for path, prompt in batch]
-            inputs = processor(text=[prompt for _, prompt in batch], images=images_now, return_tensors="pt",
-                               padding=True, padding_side="right").to(model.device)
-            inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-            # Right padding leaves every row's positions as if it were alone; read its last real position.
-            last = inputs["attention_mask"].sum(1, keepdim=True) - 1
+            texts = [prompt for _, prompt in batch]
+            shared = plan_shared_prefix(processor, texts, images_now, [path for path, _ in batch], image_token_id)
             with torch.inference_mode():
-                logits = model(**inputs, logits_to_keep=last).logits[:, 0]
+                if shared is not None:
+                    logits = model(**shared.remainder_inputs(model, shared.prefill(model)), logits_to_keep=1).logits[:, -1]
+                else:
+                    inputs = processor(text=texts, images=images_now, return_tensors="pt", padding=True,
+                                       padding_side="right").to(model.device)
+                    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+                    # Right padding leaves every row's positions as if it were alone; read its last real position.
+                    last = inputs["attention_mask"].sum(1, keepdim=True) - 1
+                    logits = model(**inputs, logits_to_keep=last).logits[:, 0]
             results.update(zip(batch, score(logits).tolist()))
     finally:
         model.train(was_training)

@@ -30,6 +30,8 @@ def register(subparsers):
     parser.add_argument("--batch-size", type=int, default=8, help="questions per generate call (default: 8)")
     parser.add_argument("--limit", type=int, help="first N questions per task (per MME subtask / POPE split)")
     parser.add_argument("--max-new-tokens", type=int, help="override the protocol's answer length")
+    parser.add_argument("--no-shared-prefix", dest="shared_prefix", action="store_false",
+                        help="run every prompt whole, even where questions about one image could share its prefix")
     decoding = parser.add_mutually_exclusive_group()
     decoding.add_argument("--sample", dest="do_sample", action="store_const", const=True, default=None,
                           help="sample instead of greedy decoding")
@@ -84,7 +86,7 @@ def run(args) -> int:
             model, processor, tasks, args.data_root, args.out, protocol=args.protocol, batch_size=args.batch_size,
             limit=args.limit, image_root=args.image_root, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
             temperature=args.temperature, top_k=args.top_k, seed=args.seed, model_name=Path(args.model).name,
-            bootstrap=args.bootstrap,
+            bootstrap=args.bootstrap, shared_prefix=args.shared_prefix,
         )
     print(table1_markdown([(Path(args.model).name, metrics)], protocol=args.protocol), end="")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'results.md'}")

@@ -5,7 +5,8 @@
     answers = generate_batch(model, processor, [prompt], [image], max_new_tokens=16)
 
 Prompts are left-padded so every row's last prompt token sits at the same position and the new tokens
-are appended after it; decoding uses the KV cache, is greedy unless `do_sample=True`, and each row stops
+are appended after it (rows about the same image share their prompt's prefix instead when given `image_keys`:
+lntune/eval/shared_prefix.py); decoding uses the KV cache, is greedy unless `do_sample=True`, and each row stops
 at EOS or the chat template's end-of-turn token (the rest of the batch keeps going, the finished row
 gets pad tokens that are cut off here). Given `settled` (greedy only), a row also stops once that
 function of its text so far says more text could not change its scored answer (lntune/eval/settled.py).
@@ -58,28 +59,33 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 
 def generate_batch(model, processor, prompts: list[str], images: list, max_new_tokens: int = 32,
                    do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                   top_p: float | None = None, settled: Callable[[str], bool] | None = None) -> list[str]:
+                   top_p: float | None = None, settled: Callable[[str], bool] | None = None,
+                   image_keys: list | None = None) -> list[str]:
     """Generate one answer per (prompt, image) pair; returns the decoded new text of each row, stripped.
 
     `prompts` are rendered strings (see `render_prompt`), each with one `<image>` placeholder; `images`
     are PIL images in the same order. Greedy by default; `do_sample=True` samples with `temperature`
     (and `top_k` / `top_p` when given) from torch's global RNG. `settled(text)` (greedy only) ends a row
-    early, once its answer so far is settled (lntune/eval/settled.py).
+    early, once its answer so far is settled (lntune/eval/settled.py). `image_keys` name each row's image
+    (a path): rows with the same key run their common prompt prefix once (lntune/eval/shared_prefix.py).
     """
     rows = generate_tokens(model, processor, prompts, images, max_new_tokens, do_sample=do_sample,
-                           temperature=temperature, top_k=top_k, top_p=top_p, settled=settled)
+                           temperature=temperature, top_k=top_k, top_p=top_p, settled=settled,
+                           image_keys=image_keys)
     return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
 
 
 def generate_tokens(model, processor, prompts: list[str], images: list, max_new_tokens: int = 32,
                     do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                    top_p: float | None = None, settled: Callable[[str], bool] | None = None) -> list[list[int]]:
+                    top_p: float | None = None, settled: Callable[[str], bool] | None = None,
+                    image_keys: list | None = None) -> list[list[int]]:
     """The new token ids of each row, cut before its first stop token or after the token that settled its
     answer (`generate_batch` without decoding)."""
     import torch
     from transformers import GenerationConfig, StoppingCriteriaList
 
     from lntune.eval.settled import SettledAnswers
+    from lntune.eval.shared_prefix import plan_shared_prefix
 
     if len(prompts) != len(images):
         raise ValueError(f"generate_tokens: {len(prompts)} prompts but {len(images)} images")
@@ -88,11 +94,17 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
     if not prompts:
         return []
     tokenizer = processor.tokenizer
-    inputs = processor(text=list(prompts), images=list(images), return_tensors="pt", padding=True,
-                       padding_side="left").to(model.device)
-    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     stops = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    shared = None if image_keys is None else plan_shared_prefix(
+        processor, prompts, images, image_keys, getattr(model.config, "image_token_id", None), pad_id)
+    if shared is not None:
+        inputs = {"input_ids": shared.input_ids.to(model.device), "attention_mask": shared.attention_mask.to(model.device),
+                  "past_key_values": shared.prefill(model)}
+    else:
+        inputs = processor(text=list(prompts), images=list(images), return_tensors="pt", padding=True,
+                           padding_side="left").to(model.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     options = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=1, use_cache=True,
                    eos_token_id=stops, pad_token_id=pad_id)
     if do_sample:

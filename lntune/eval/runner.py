@@ -8,7 +8,8 @@ or `lntune eval --model DIR --tasks mme,vqav2,coco,flickr30k,pope --data-root DI
 Every generated answer is appended to <out>/predictions/<task>.jsonl (`id`, `image`, `prompt`, `text`),
 flushed after each batch; running the same command again skips the ids already answered, so a killed
 run continues where it stopped. With greedy decoding, questions with the same image and rendered prompt
-are generated once and every one of them gets a record with that answer, and on POPE and MME an answer
+are generated once and every one of them gets a record with that answer, the questions about one image
+share a batch and run their common prompt prefix once (lntune/eval/shared_prefix.py), and on POPE and MME an answer
 ends as soon as more text could not change what the official scorer reads from it (lntune/eval/settled.py;
 timing.json counts the questions answered and the distinct requests generated). When a task is complete its
 official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
@@ -30,6 +31,7 @@ from lntune.errors import LntuneError
 from lntune.locks import locked
 from lntune.eval import generate as gen
 from lntune.eval.bootstrap import DEFAULT_RESAMPLES
+from lntune.eval.shared_prefix import group_by_image
 from lntune.eval.tasks.base import Decoding, Sample, Task, write_json
 from lntune.eval.tasks.registry import get_task, parse_task_list
 
@@ -44,7 +46,7 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
              batch_size: int = 8, limit: int | dict | None = None, image_root=None, max_new_tokens: int | None = None,
              do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,
              seed: int = 42, model_name: str = "model", progress: bool = True,
-             bootstrap: int = DEFAULT_RESAMPLES) -> dict:
+             bootstrap: int = DEFAULT_RESAMPLES, shared_prefix: bool = True) -> dict:
     """Evaluate `model` on `tasks`; returns {task: metrics} and writes everything under `out_dir`.
 
     `data_root` holds the benchmark files (see docs/evaluation.md); `image_root` defaults to
@@ -53,7 +55,8 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
     questions of each task (of each MME subtask / POPE split); a dict gives
     it per task name (a task not in it: every question). `seed` seeds the demonstrations, the
     paper's VQAv2 subset and sampling. `bootstrap` resamples give each metric its 95% interval ("ci95";
-    0: none).
+    0: none). `shared_prefix=False` runs every prompt whole instead of sharing an image's prompt prefix among
+    the questions about it (the same answers up to floating-point rounding).
     """
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
@@ -85,7 +88,8 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
         task.bootstrap = bootstrap
         started = time.perf_counter()
         answers, generated, unique = run_task(model, processor, task, samples, decodings[task.name], out_dir,
-                                              batch_size=batch_size, seed=seed, progress=progress)
+                                              batch_size=batch_size, seed=seed, progress=progress,
+                                              shared_prefix=shared_prefix)
         seconds = time.perf_counter() - started
         timing[task.name] = {"generated": generated, "unique_requests": unique, "seconds": round(seconds, 3),
                              "questions_per_s": round(generated / seconds, 3) if generated and seconds else None,
@@ -133,7 +137,8 @@ def check_run_config(out_dir: Path, config: dict) -> None:
 
 
 def run_task(model, processor, task: Task, samples: list[Sample], decoding: Decoding, out_dir: Path,
-             batch_size: int = 8, seed: int = 42, progress: bool = True) -> tuple[dict[str, dict], int, int]:
+             batch_size: int = 8, seed: int = 42, progress: bool = True, shared_prefix: bool = True
+             ) -> tuple[dict[str, dict], int, int]:
     """Generate the answers `samples` still lack; returns ({id: record}, questions answered now, distinct
     requests generated for them)."""
     import torch
@@ -150,9 +155,10 @@ def run_task(model, processor, task: Task, samples: list[Sample], decoding: Deco
     known = {} if decoding.do_sample else {(r["image"], r["prompt"]): r["text"] for r in answers.values()}
     answered = [r for r in requests if _request_key(r[0], prompts) in known]
     requests = [r for r in requests if _request_key(r[0], prompts) not in known]
-    # Longest first: similar lengths share a batch (less padding), and an out-of-memory shows up at once.
+    # Questions about one image together (they share a batch and its prompt prefix), longest first: similar
+    # lengths share a batch (less padding), and an out-of-memory shows up at once.
     lengths = processor.tokenizer([prompts[r[0].id] for r in requests], add_special_tokens=False)["input_ids"]
-    order = sorted(range(len(requests)), key=lambda i: -len(lengths[i]))
+    order = group_by_image([str(r[0].image) for r in requests], [len(ids) for ids in lengths])
     requests = [requests[i] for i in order]
     torch.manual_seed(seed)
     was_training = model.training
@@ -183,6 +189,7 @@ def run_task(model, processor, task: Task, samples: list[Sample], decoding: Deco
                     max_new_tokens=decoding.max_new_tokens, do_sample=decoding.do_sample,
                     temperature=decoding.temperature, top_k=decoding.top_k,
                     settled=task.settled if decoding.stop_when_settled else None,
+                    image_keys=[str(r[0].image) for r in batch] if shared_prefix else None,
                 )
                 write(f, batch, texts)
     finally:
