@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_eval_helpers import color_image, tiny_llava  # noqa: E402
 
 from lntune.eval.generate import generate_tokens, render_prompt  # noqa: E402
-from lntune.eval.shared_prefix import group_by_image, plan_shared_prefix  # noqa: E402
+from lntune.eval.shared_prefix import can_share_prefix, group_by_image, plan_shared_prefix  # noqa: E402
 
 QUESTIONS = ["Is there a dog in the image?", "What color is the ball?\nAnswer the question using a single word.",
              "yes", "left right above below"]
@@ -79,3 +79,18 @@ def test_shared_prefix_logits_equal_the_plain_forward():
 def test_group_by_image_keeps_an_image_together_longest_first():
     assert group_by_image(["a", "b", "a", "c", "b"], [5, 9, 7, 1, 2]) == [1, 4, 2, 0, 3]
     assert group_by_image(["a", "b", "c"], [2, 3, 2]) == [1, 0, 2]  # all distinct: longest first, stable
+
+
+def test_windowed_attention_or_a_configured_cache_runs_whole_prompts():
+    model, processor = tiny_llava(seed=0)
+    assert can_share_prefix(model)
+    model.config.text_config.sliding_window = 16  # middle pads would count against the window
+    assert not can_share_prefix(model)
+    model.config.text_config.sliding_window = None
+    model.config.text_config.layer_types = ["sliding_attention", "full_attention"]
+    assert not can_share_prefix(model)
+    model.config.text_config.layer_types = ["full_attention", "full_attention"]
+    model.generation_config.cache_implementation = "static"  # generate refuses a given cache beside it
+    assert not can_share_prefix(model)
+    model.generation_config.cache_implementation = None
+    assert can_share_prefix(model)

@@ -119,7 +119,7 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
     from tqdm import tqdm
 
     from lntune.eval.runner import open_image
-    from lntune.eval.shared_prefix import group_by_image, plan_shared_prefix
+    from lntune.eval.shared_prefix import can_share_prefix, group_by_image, plan_shared_prefix
 
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
@@ -130,7 +130,7 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
     pairs = list(first_asker)
     lengths = processor.tokenizer([p for _, p in pairs], add_special_tokens=False)["input_ids"]
     order = group_by_image([path for path, _ in pairs], [len(ids) for ids in lengths])
-    image_token_id = getattr(model.config, "image_token_id", None)
+    image_token_id = getattr(model.config, "image_token_id", None) if can_share_prefix(model) else None
     results: dict[tuple, float] = {}
     was_training = model.training
     model.eval()

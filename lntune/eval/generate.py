@@ -85,7 +85,7 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
     from transformers import GenerationConfig, StoppingCriteriaList
 
     from lntune.eval.settled import SettledAnswers
-    from lntune.eval.shared_prefix import plan_shared_prefix
+    from lntune.eval.shared_prefix import can_share_prefix, plan_shared_prefix
 
     if len(prompts) != len(images):
         raise ValueError(f"generate_tokens: {len(prompts)} prompts but {len(images)} images")
@@ -96,7 +96,7 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
     tokenizer = processor.tokenizer
     stops = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    shared = None if image_keys is None else plan_shared_prefix(
+    shared = None if image_keys is None or not can_share_prefix(model) else plan_shared_prefix(
         processor, prompts, images, image_keys, getattr(model.config, "image_token_id", None), pad_id)
     if shared is not None:
         inputs = {"input_ids": shared.input_ids.to(model.device), "attention_mask": shared.attention_mask.to(model.device),

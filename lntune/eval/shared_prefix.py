@@ -57,6 +57,20 @@ class SharedPrefixBatch:
                 "past_key_values": cache}
 
 
+def can_share_prefix(model) -> bool:
+    """Whether `model` can take a copied prefix cache with pads in the middle: its text model attends to every
+    earlier position (a sliding window or chunked attention counts array slots, pads included, so middle pads
+    would push the prefix out of a row's window), and its generation config names no cache of its own
+    (generate refuses a given cache beside a `cache_implementation`)."""
+    config = getattr(model.config, "text_config", model.config)
+    windowed = getattr(config, "sliding_window", None) or getattr(config, "attention_chunk_size", None)
+    if getattr(config, "use_sliding_window", True) is False:
+        windowed = None
+    layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+    cache_implementation = getattr(getattr(model, "generation_config", None), "cache_implementation", None)
+    return not windowed and layer_types == {"full_attention"} and cache_implementation is None
+
+
 def plan_shared_prefix(processor, prompts: list[str], images: list, image_keys: list, image_token_id: int | None,
                        pad_id: int = 0) -> SharedPrefixBatch | None:
     """The shared-prefix layout of a batch, or None where it would not help or cannot be used: every row has
