@@ -4,7 +4,7 @@
 def register(subparsers):
     parser = subparsers.add_parser("quickstart", help="world -> vision tower -> stage 1 -> LayerNorm stage 2 -> evaluation")
     parser.add_argument("--preset", default="quick",
-                        help="quick (8-18 min on 2 CPU cores) or smoke (~3 min); lntune/configs/presets/quickstart.yaml lists them")
+                        help="quick (about 19 min on 2 CPU cores) or smoke (~3 min); lntune/configs/presets/quickstart.yaml lists them")
     parser.add_argument("--out", default="runs/quickstart", help="output directory")
     parser.set_defaults(func=run)
 
