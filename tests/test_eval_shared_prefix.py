@@ -32,7 +32,7 @@ def test_plan_covers_the_image_tokens_and_pads_in_the_middle():
     model, processor = tiny_llava(seed=0)
     prompts, images, keys = _rows(processor)
     image_token = model.config.image_token_id
-    plan = plan_shared_prefix(processor, prompts, images, keys, image_token, pad_id=0)
+    plan = plan_shared_prefix(model, processor, prompts, images, keys, pad_id=0)
     assert plan.distinct_images == 3 and plan.row_prefix.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     alone = [processor(text=[p], images=[i], return_tensors="pt")["input_ids"][0] for p, i in zip(prompts, images)]
     last_image_token = max(int((ids == image_token).nonzero().max()) for ids in alone)
@@ -45,11 +45,10 @@ def test_plan_covers_the_image_tokens_and_pads_in_the_middle():
 
 def test_no_plan_when_nothing_is_shared_or_the_image_comes_late():
     model, processor = tiny_llava(seed=0)
-    image_token = model.config.image_token_id
     prompts, images, keys = _rows(processor, images_per_question=1)
-    assert plan_shared_prefix(processor, prompts, images, [f"k{i}" for i in range(len(keys))], image_token) is None
+    assert plan_shared_prefix(model, processor, prompts, images, [f"k{i}" for i in range(len(keys))]) is None
     late = _rows(processor, image_first=False)
-    assert plan_shared_prefix(processor, *late, image_token) is None
+    assert plan_shared_prefix(model, processor, *late) is None
 
 
 def test_shared_prefix_generation_equals_one_question_at_a_time():
@@ -68,7 +67,7 @@ def test_shared_prefix_generation_equals_one_question_at_a_time():
 def test_shared_prefix_logits_equal_the_plain_forward():
     model, processor = tiny_llava(seed=0)
     prompts, images, keys = _rows(processor)
-    plan = plan_shared_prefix(processor, prompts, images, keys, model.config.image_token_id)
+    plan = plan_shared_prefix(model, processor, prompts, images, keys)
     with torch.inference_mode():
         shared = model(**plan.remainder_inputs(model, plan.prefill(model)), logits_to_keep=1).logits[:, -1]
         for row, (p, i) in enumerate(zip(prompts, images)):
@@ -86,6 +85,7 @@ def test_windowed_attention_or_a_configured_cache_runs_whole_prompts():
     assert can_share_prefix(model)
     model.config.text_config.sliding_window = 16  # middle pads would count against the window
     assert not can_share_prefix(model)
+    assert plan_shared_prefix(model, processor, *_rows(processor)) is None
     model.config.text_config.sliding_window = None
     model.config.text_config.layer_types = ["sliding_attention", "full_attention"]
     assert not can_share_prefix(model)

@@ -119,7 +119,7 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
     from tqdm import tqdm
 
     from lntune.eval.runner import open_image
-    from lntune.eval.shared_prefix import can_share_prefix, group_by_image, plan_shared_prefix
+    from lntune.eval.shared_prefix import group_by_image, plan_shared_prefix
 
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
@@ -130,7 +130,6 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
     pairs = list(first_asker)
     lengths = processor.tokenizer([p for _, p in pairs], add_special_tokens=False)["input_ids"]
     order = group_by_image([path for path, _ in pairs], [len(ids) for ids in lengths])
-    image_token_id = getattr(model.config, "image_token_id", None) if can_share_prefix(model) else None
     results: dict[tuple, float] = {}
     was_training = model.training
     model.eval()
@@ -140,7 +139,7 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
             batch = [pairs[i] for i in order[start:start + batch_size]]
             images_now = [open_image(path, first_asker[(path, prompt)], "grounding") for path, prompt in batch]
             texts = [prompt for _, prompt in batch]
-            shared = plan_shared_prefix(processor, texts, images_now, [path for path, _ in batch], image_token_id)
+            shared = plan_shared_prefix(model, processor, texts, images_now, [path for path, _ in batch])
             with torch.inference_mode():
                 if shared is not None:
                     logits = model(**shared.remainder_inputs(model, shared.prefill(model)), logits_to_keep=1).logits[:, -1]

@@ -52,8 +52,11 @@ def stop_token_ids(model, tokenizer) -> list[int]:
         ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
+    # One token at a time: get_vocab() builds the whole vocabulary (~50 ms for SmolLM2's), and this runs per batch.
+    for token in END_OF_TURN_TOKENS:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is not None and tokenizer.convert_ids_to_tokens(token_id) == token:
+            ids.add(token_id)
     return sorted(ids)
 
 
@@ -85,7 +88,7 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
     from transformers import GenerationConfig, StoppingCriteriaList
 
     from lntune.eval.settled import SettledAnswers
-    from lntune.eval.shared_prefix import can_share_prefix, plan_shared_prefix
+    from lntune.eval.shared_prefix import plan_shared_prefix
 
     if len(prompts) != len(images):
         raise ValueError(f"generate_tokens: {len(prompts)} prompts but {len(images)} images")
@@ -96,8 +99,7 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
     tokenizer = processor.tokenizer
     stops = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    shared = None if image_keys is None or not can_share_prefix(model) else plan_shared_prefix(
-        processor, prompts, images, image_keys, getattr(model.config, "image_token_id", None), pad_id)
+    shared = None if image_keys is None else plan_shared_prefix(model, processor, prompts, images, image_keys, pad_id)
     if shared is not None:
         inputs = {"input_ids": shared.input_ids.to(model.device), "attention_mask": shared.attention_mask.to(model.device),
                   "past_key_values": shared.prefill(model)}

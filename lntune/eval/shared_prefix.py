@@ -9,7 +9,7 @@ lengths are padded in the middle, between the prefix and the question: the atten
 and the positions count real tokens only, so every row sees exactly the tokens it would see alone.
 
     from lntune.eval.shared_prefix import plan_shared_prefix
-    batch = plan_shared_prefix(processor, prompts, images, image_keys, image_token_id, pad_id)  # None: no gain
+    batch = plan_shared_prefix(model, processor, prompts, images, image_keys, pad_id)  # None: no gain
     cache = batch.prefill(model)
     model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask, past_key_values=cache, ...)
     model(**batch.remainder_inputs(model, cache), logits_to_keep=1)  # one forward, logits at each row's end
@@ -71,12 +71,14 @@ def can_share_prefix(model) -> bool:
     return not windowed and layer_types == {"full_attention"} and cache_implementation is None
 
 
-def plan_shared_prefix(processor, prompts: list[str], images: list, image_keys: list, image_token_id: int | None,
+def plan_shared_prefix(model, processor, prompts: list[str], images: list, image_keys: list,
                        pad_id: int = 0) -> SharedPrefixBatch | None:
-    """The shared-prefix layout of a batch, or None where it would not help or cannot be used: every row has
-    its own image, a row's image tokens fall after what it shares with its group (an image placed after the
-    question), or the processor gives other than one pixel tensor per image."""
-    if len(set(image_keys)) == len(image_keys) or image_token_id is None:
+    """The shared-prefix layout of a batch for `model`, or None where it would not help or cannot be used: every
+    row has its own image, the model cannot take a shared prefix (`can_share_prefix`) or has no image token, a
+    row's image tokens fall after what it shares with its group (an image placed after the question), or the
+    processor gives other than one pixel tensor per image."""
+    image_token_id = getattr(model.config, "image_token_id", None)
+    if len(set(image_keys)) == len(image_keys) or image_token_id is None or not can_share_prefix(model):
         return None
     encoded = processor(text=list(prompts), images=list(images), return_tensors="pt", padding=True,
                         padding_side="right")
