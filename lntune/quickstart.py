@@ -45,8 +45,11 @@ def get_preset(name: str) -> QuickstartPreset:
 
 
 @locked("out", "quickstart")
-def quickstart(preset: str, out: Path) -> dict:
+def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
+    """Run the preset into `out`. The vision tower is the one lntune ships for the preset's world where there is
+    one (lntune.world.shipped_tower), unless `train_tower`, which trains it here."""
     from lntune.world.cache import ensure_vision_tower, ensure_world
+    from lntune.world.shipped_tower import is_shipped_copy
 
     p = get_preset(preset)
     out = Path(out)
@@ -62,7 +65,7 @@ def quickstart(preset: str, out: Path) -> dict:
         return value
 
     world = timed("world", lambda: ensure_world(p.world, 0))
-    timed("vision tower", lambda: ensure_vision_tower(world, "contrastive", 0))
+    tower = timed("vision tower", lambda: ensure_vision_tower(world, "contrastive", 0, pretrained=not train_tower))
     common = [f"world.preset={p.world}", "world.seed=0"]
     stage1 = timed("stage 1: projector", lambda: run_stage(
         stage_config("world/stage1", common + p.stage1 + [f"output_dir={out / 'stage1'}"])))
@@ -82,7 +85,8 @@ def quickstart(preset: str, out: Path) -> dict:
     comparison = timed("paired comparison", lambda: compare_eval_dirs(
         out / "eval" / Path(stage1).name, out / "eval" / Path(stage2).name))
     timings["total"] = round(time.perf_counter() - started, 1)
-    results = {"preset": preset, "world": str(world), "models": models, "comparison": comparison,
+    results = {"preset": preset, "world": str(world), "tower": {"path": str(tower), "shipped": is_shipped_copy(tower)},
+               "models": models, "comparison": comparison,
                "chance": chance_levels(models), "grounding": {"model": "LayerNorm", **grounding},
                "timings_s": timings}
     (out / "results.json").write_text(json.dumps(results, indent=2))

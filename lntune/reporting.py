@@ -152,7 +152,8 @@ def write_quickstart_report(results: dict, path: Path) -> str:
     head_tuned, chance = headline(models[tuned]), results["chance"]
     above_chance = [k for k in chance if k in head_tuned and head_tuned[k] > chance[k]]
     text = (f"# lntune quickstart ({results['preset']})\n\n"
-            f"SmolLM2-135M-Instruct + the world's vision tower; world `{results['world']}`.\n\n"
+            f"SmolLM2-135M-Instruct + the world's vision tower ({_tower_origin(results.get('tower'))}); "
+            f"world `{results['world']}`.\n\n"
             "## Table 1 layout\n\n" + table1_markdown(list(models.items()), protocol="official") +
             "\n## Headline numbers (change against the stage-1 model)\n\n" +
             comparison_markdown(models, baseline, chance) +
@@ -167,6 +168,13 @@ def write_quickstart_report(results: dict, path: Path) -> str:
     text += ("## Time (seconds)\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["timings_s"].items()) + "\n")
     Path(path).write_text(text)
     return text
+
+
+def _tower_origin(tower: dict | None) -> str:
+    if not tower:
+        return "trained on the world"
+    how = "shipped with lntune, pretrained on this world" if tower.get("shipped") else "trained on the world here"
+    return f"{how}: `{tower['path']}`"
 
 
 def _paired_section(comparison: dict | None, label: str) -> str:

@@ -60,14 +60,26 @@ def tower_cache_dir(world_dir, objective: str = "contrastive", seed: int = 0) ->
 
 
 def ensure_vision_tower(world_dir, objective: str = "contrastive", seed: int = 0, progress: bool = True,
-                        threads: int | None = None) -> Path:
-    """The cached vision tower for this world (by content), objective and seed, trained on first use
-    (with `threads` torch threads, default all cores). Load it with `CLIPVisionModel.from_pretrained(path)`
-    and `AutoImageProcessor.from_pretrained(path)`."""
+                        threads: int | None = None, pretrained: bool = True) -> Path:
+    """The cached vision tower for this world (by content), objective and seed. On first use it is copied from
+    the tower lntune ships for exactly this world and these settings (shipped_tower.py; `pretrained=False` trains
+    one here instead, replacing a cached shipped copy), or else trained (with `threads` torch threads, default all
+    cores). Load it with `CLIPVisionModel.from_pretrained(path)` and `AutoImageProcessor.from_pretrained(path)`."""
+    from lntune.world.shipped_tower import install_shipped_tower, is_shipped_copy, shipped_tower
+    from lntune.world.vision_tower import tower_is_current, tower_settings
+
     path = tower_cache_dir(world_dir, objective, seed)
+    shipped = shipped_tower(world_dir, objective, seed) if pretrained else None
+    cached = tower_is_current(path, tower_settings(load_world(world_dir), objective, seed), world_fingerprint(world_dir))
     try:
-        train_tower_atomic(world_dir, path, objective=objective, seed=seed, progress=progress, force=True,
-                           threads=threads)
+        if shipped is not None and not cached:
+            if progress:
+                print(f"vision tower: the one lntune ships for this world ({shipped.name}); "
+                      "`lntune quickstart --train-tower` trains it here instead")
+            install_shipped_tower(shipped, path)
+        else:
+            train_tower_atomic(world_dir, path, objective=objective, seed=seed, progress=progress, force=True,
+                               threads=threads, retrain=not pretrained and is_shipped_copy(path))
     except OSError:
         if not (path / "tower.json").is_file():
             raise

@@ -289,20 +289,21 @@ def tower_is_current(out, settings: dict, fingerprint: str) -> bool:
 
 
 def train_tower_atomic(world_dir, out, objective="contrastive", seed=0, steps=None, progress=True,
-                       force=False, threads=None) -> tuple[Path, bool]:
+                       force=False, threads=None, retrain=False) -> tuple[Path, bool]:
     """Train into a temporary sibling and rename it to `out`. Returns (out, trained); trained is False when
-    `out` already held the same tower. A different existing tower is replaced only with force=True."""
+    `out` already held the same tower (unless `retrain`). A different existing tower is replaced only with
+    force=True."""
     out = Path(out)
     world = load_world(world_dir)
     settings = tower_settings(world, objective, seed, steps)
-    if tower_is_current(out, settings, world_fingerprint(world_dir)):
+    if not retrain and tower_is_current(out, settings, world_fingerprint(world_dir)):
         return out, False
     if out.exists() and any(out.iterdir()) and not (force and (out / "tower.json").is_file()):
         raise LntuneError(f"{out}: already exists and holds something else; choose another --out"
                           + (" (--force only replaces a vision tower directory)" if force else " or pass --force"))
     out.parent.mkdir(parents=True, exist_ok=True)
     with hold_lock(out, "vision tower", inside=False):
-        if tower_is_current(out, settings, world_fingerprint(world_dir)):  # built while we waited to start
+        if not retrain and tower_is_current(out, settings, world_fingerprint(world_dir)):  # built while we waited
             return out, False
         replace_folder(out, lambda tmp: train_tower(world_dir, tmp, objective=objective, seed=seed, steps=steps,
                                                     progress=progress, threads=threads))
