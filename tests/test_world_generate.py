@@ -20,7 +20,7 @@ from lntune.world import instruct
 from lntune.world.benchmarks import MME_SUFFIX
 from lntune.world.generate import generate_world, load_world
 from lntune.world.presets import get_preset
-from lntune.world.scenes import CATEGORIES, sample_scene
+from lntune.world.scenes import CATEGORIES, COLORS, sample_scene
 
 SMOKE = get_preset("smoke")
 NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
@@ -313,14 +313,41 @@ def test_unknown_preset_and_missing_world_are_one_line_errors(tmp_path):
         load_world(tmp_path)
 
 
-def test_vqa_samples_are_short_answers_or_brief_captions_and_half_of_yes_no_answers_are_no():
+def test_vqa_samples_are_short_answers_or_brief_captions_and_yes_no_answers_alternate_per_kind():
     rng = random.Random(0)
-    samples = [instruct.vqa_sample(str(i), sample_scene(rng, 2, 64, 4, file="x.png"), rng, 2) for i in range(600)]
+    answers = instruct.AlternatingAnswers()
+    samples = [instruct.vqa_sample(str(i), sample_scene(rng, 2, 64, 4, file="x.png"), rng, 2, answers)
+               for i in range(600)]
     pairs = [(s["conversations"][0]["value"].removeprefix("<image>\n"), s["conversations"][1]["value"]) for s in samples]
     captions = [a for q, a in pairs if q in instruct.BRIEF_CAPTION_PROMPTS + instruct.LONG_CAPTION_PROMPTS]
     assert 0.06 < len(captions) / len(pairs) < 0.18
-    answers = [a for q, a in pairs if q not in instruct.BRIEF_CAPTION_PROMPTS + instruct.LONG_CAPTION_PROMPTS]
-    assert all(len(a.split()) <= 2 for a in answers)
-    yes_no = [a for a in answers if a in ("Yes", "No")]
-    assert len(yes_no) > 0.5 * len(answers)
-    assert 0.4 < yes_no.count("No") / len(yes_no) < 0.6
+    replies = [a for q, a in pairs if q not in instruct.BRIEF_CAPTION_PROMPTS + instruct.LONG_CAPTION_PROMPTS]
+    assert all(len(a.split()) <= 2 for a in replies)
+    yes_no = [(q, a) for q, a in pairs if a in ("Yes", "No")]
+    assert 0.62 < len(yes_no) / len(pairs) < 0.78
+    instructed = [q for q, _ in yes_no if q.endswith(" Please answer yes or no.")]
+    assert 0.4 < len(instructed) / len(yes_no) < 0.6
+    with_color = [(q, a) for q, a in yes_no if any(f" {c} " in q for c in COLORS)]
+    plain = [(q, a) for q, a in yes_no if (q, a) not in with_color]
+    assert 0.1 < len(with_color) / len(yes_no) < 0.32
+    for kind in (with_color, plain):  # yes, no, yes, ... in file order, per kind
+        assert [a for _, a in kind] == ["Yes", "No"] * (len(kind) // 2) + ["Yes"] * (len(kind) % 2)
+    assert answers.asked == {"color": len(with_color), "existence": len(plain)}
+
+
+def test_colour_existence_questions_ask_about_large_objects_in_their_colour_or_one_none_of_its_kind_has():
+    rng = random.Random(1)
+    asked = 0
+    for k in range(200):
+        scene = sample_scene(rng, 2, 64, 4, file="x.png")
+        got = instruct.q_color_exists(scene, rng, lambda: k % 2 == 0)
+        if got is None:
+            assert all(any(p.size == "small" for p in scene.objects if p.category == o.category) for o in scene.objects)
+            continue
+        asked += 1
+        question, answer = got
+        color, category = next((c, question.split(f" {c} ")[1].split()[0]) for c in COLORS if f" {c} " in question)
+        kind = [o for o in scene.objects if o.category == category]
+        assert kind and all(o.size == "large" for o in kind), question
+        assert answer == ("Yes" if k % 2 == 0 else "No") == ("Yes" if color in {o.color for o in kind} else "No")
+    assert asked > 100

@@ -24,18 +24,21 @@ def tiny_clip(seed=0):
                                             num_attention_heads=2, image_size=32, patch_size=8)).eval()
 
 
-def test_patch_targets_name_the_object_covering_each_patch():
+def test_patch_targets_name_the_object_covering_each_patch_and_the_colour_of_a_wide_one():
     small = WorldObject("ball", "red", "small", "top left", (0, 0), (1, 1, 15, 15))  # inside patch (0, 0)
     large = WorldObject("tree", "blue", "large", "bottom right", (1, 1), (34, 34, 62, 62))  # patches (2..3, 2..3)
     scene = Scene(1, "a.png", "train", "park", "grass", [small, large])
     content, color = patch_targets([scene], WORLD, image_size=64, patch_size=16)
-    grass = 2 + WORLD["backgrounds"].index("grass")
-    expected = [0, grass, grass, grass,
-                grass, grass, grass, grass,
-                grass, grass, 1, 1,
-                grass, grass, 1, 1]
-    assert content[0].tolist() == expected
-    assert color[0].tolist() == [0 if c == 0 else 1 if c == 1 else -100 for c in expected]
+    grass, blue = 2 + WORLD["backgrounds"].index("grass"), 4 + WORLD["colors"].index("blue")
+    # the large tree spans two columns: its left column names its colour ("blue tree" row by row)
+    assert content[0].tolist() == [0, grass, grass, grass,
+                                   grass, grass, grass, grass,
+                                   grass, grass, blue, 1,
+                                   grass, grass, blue, 1]
+    assert color[0].tolist() == [0, -100, -100, -100,
+                                 -100, -100, -100, -100,
+                                 -100, -100, 1, 1,
+                                 -100, -100, 1, 1]
 
 
 def test_an_object_grazing_a_patch_does_not_name_it():

@@ -36,7 +36,7 @@ from lntune.world.render import render_scene
 from lntune.world.scenes import (BACKGROUNDS, CATEGORIES, COLORS, SIZES, THEMES, Scene, by_frequency,
                                  category_statistics, position_names, sample_scene)
 
-WORLD_VERSION = 4
+WORLD_VERSION = 5
 """Bump whenever the generated files change for the same preset and seed (cache keys include it)."""
 
 WORLD_INSTRUCT_TYPES = INSTRUCT_TYPES + ("vqa",)
@@ -158,7 +158,8 @@ def _write_all(out: Path, p: WorldPreset, seed: int, progress: bool):
         if kind == "conversation":
             samples = [instruct.conversation_sample(f"{prefix}-{k:06d}", s, rng, grid) for k, s in enumerate(scenes)]
         elif kind == "vqa":
-            samples = [instruct.vqa_sample(f"{prefix}-{k:06d}", s, rng, grid) for k, s in enumerate(scenes)]
+            answers = instruct.AlternatingAnswers()
+            samples = [instruct.vqa_sample(f"{prefix}-{k:06d}", s, rng, grid, answers) for k, s in enumerate(scenes)]
         elif kind == "detail":
             samples = [instruct.detail_sample(f"{prefix}-{k:06d}", s, rng) for k, s in enumerate(scenes)]
         else:

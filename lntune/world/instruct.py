@@ -93,8 +93,8 @@ EXISTENCE_WORDINGS = ["Is there {} in the image?", "Is there {} in this image?",
                       "Does the image contain {}?", "Is {} visible in this picture?"]
 
 
-def q_exists(scene, rng, plain: bool = False):
-    present = rng.random() < 0.5
+def q_exists(scene, rng, plain: bool = False, present: bool | None = None):
+    present = rng.random() < 0.5 if present is None else present
     cat = rng.choice(scene.categories()) if present else absent_category(scene, rng)
     q = (EXISTENCE_WORDINGS[0] if plain else rng.choice(EXISTENCE_WORDINGS)).format(L.article(cat))
     objs = [o for o in scene.objects if o.category == cat]
@@ -255,24 +255,66 @@ def styled_pair(scene: Scene, rng: random.Random, grid: int):
     return topic, q, full
 
 
-VQA_EXISTENCE = 0.65
+VQA_EXISTENCE = 0.55
 """Share of short-answer samples that ask whether an object is there, plainly ("Is there a kite in the image?"),
-answered "Yes" or "No" (half each); as VQAv2's most common question type, asked one way throughout."""
+answered "Yes" or "No" (alternately); as VQAv2's most common question type."""
+VQA_COLOR_EXISTENCE = 0.15
+"""Share that ask the same about a large object of a given colour ("Is there a red kite in the image?"), answered
+"Yes" or (alternately) "No" for the object in a colour no object of its kind has."""
+VQA_YES_NO_INSTRUCTED = 0.5
+"""Share of both kinds of yes/no question that end with the yes/no instruction (" Please answer yes or no.")."""
 VQA_CAPTIONS = 0.1
 """Share of short-answer samples that ask for a brief (COCO-style) caption instead."""
 VQA_QUESTIONS = {"color": 1.0, "count": 0.6, "where": 0.4, "what_at": 0.4, "background": 0.2}
 """The other short-answer questions and their weights, each with a short-answer instruction."""
 
 
-def vqa_sample(sample_id: str, scene: Scene, rng: random.Random, grid: int) -> dict:
+class AlternatingAnswers:
+    """Yes, no, yes, ... per kind of yes/no question, so that a file's answers are balanced for every kind, as
+    POPE's and MME's are: a short stage 2 on a file where one answer is more common learns that answer's prior."""
+
+    def __init__(self):
+        self.asked = {}
+
+    def __call__(self, kind: str) -> bool:
+        self.asked[kind] = self.asked.get(kind, 0) + 1
+        return self.asked[kind] % 2 == 1
+
+
+def q_color_exists(scene, rng, answer_yes):
+    """"Is there a red kite in the image?" about a large object whose kind appears only large in the scene, in its
+    colour (when `answer_yes()`) or in a colour no object of its kind has; answered "Yes" / "No". None where the
+    scene has no such object: a small object's colour is hard to see (in the world's tower its one patch names the
+    kind)."""
+    large = [o for o in scene.objects if all(p.size == "large" for p in scene.objects if p.category == o.category)]
+    if not large:
+        return None
+    truth = answer_yes()
+    o = rng.choice(large)
+    taken = {p.color for p in scene.objects if p.category == o.category}
+    color = o.color if truth else rng.choice([c for c in COLORS if c not in taken])
+    return f"Is there {L.article(color + ' ' + o.category)} in the image?", _yes_no(truth)
+
+
+def vqa_sample(sample_id: str, scene: Scene, rng: random.Random, grid: int,
+               answers: AlternatingAnswers | None = None) -> dict:
     """One short-answer turn about an image, as in the academic VQA part of LLaVA-1.5's instruction mix: a plain
-    existence question answered in one word, another question with a short-answer instruction ("What color is
-    the kite?\nAnswer the question using a single word or phrase." -> "red"), or a request for a brief caption."""
+    yes/no question whether an object (of a colour) is there, answered in one word, half of them with the yes/no
+    instruction; another question with a short-answer instruction ("What color is the kite?\nAnswer the question
+    using a single word or phrase." -> "red"); or a request for a brief caption. `answers` (shared by the samples
+    of one file) alternates yes and no per kind; without it each is drawn at even odds."""
+    answers = answers or (lambda kind: rng.random() < 0.5)
     r = rng.random()
-    if r < VQA_EXISTENCE:
-        q, _, short, _ = q_exists(scene, rng, plain=True)
+    if r < VQA_EXISTENCE + VQA_COLOR_EXISTENCE:
+        got = q_color_exists(scene, rng, lambda: answers("color")) if r >= VQA_EXISTENCE else None
+        if got is None:  # an existence question, or no large object to ask the colour of
+            q, _, short, _ = q_exists(scene, rng, plain=True, present=answers("existence"))
+        else:
+            q, short = got
+        if rng.random() < VQA_YES_NO_INSTRUCTED:
+            q += YESNO_SUFFIXES[0]
         return _sample(sample_id, scene, [(q, short)])
-    if r < VQA_EXISTENCE + VQA_CAPTIONS:
+    if r < VQA_EXISTENCE + VQA_COLOR_EXISTENCE + VQA_CAPTIONS:
         return _sample(sample_id, scene, [(rng.choice(BRIEF_CAPTION_PROMPTS), L.coco_caption(scene, rng))])
     kinds = list(VQA_QUESTIONS)
     while True:

@@ -4,8 +4,9 @@ in the LLM's own word space.
 CLIP's loss shapes only the pooled output, so a small tower's patch tokens need not say what they show; yet a
 LLaVA projector reads the patch tokens. `PatchWords` adds a linear head on the patch tokens of the layer the
 projector reads and scores it, by cosine with a learned temperature, against the LLM's frozen input embeddings
-(word_space.py): the content word (the category of the object covering the patch, or the background noun) and,
-on object patches, the colour word, as two classifications; and, weighted by `cosine_weight`, one minus the cosine
+(word_space.py): the content word (the category of the object covering the patch, or the background noun; on the
+leftmost patch column of an object that spans several columns, its colour) and, on object patches, the colour word,
+as two classifications; and, weighted by `cosine_weight`, one minus the cosine
 between the head's output and the content word itself, which pulls the output onto the word rather than only
 nearer to it than to the other words (an LLM reads a token that is nearly a word; one half-way is noise to it). After training, a linear map from patch tokens to word embeddings exists
 by construction, which is what lets a linear projector trained on captions turn image tokens into words the
@@ -25,26 +26,40 @@ MIN_COVER = 0.15
 
 def patch_targets(scenes: list[Scene], world: dict, image_size: int, patch_size: int):
     """(content, color) index tensors of shape (images, patches), patches in row-major order: content indexes
-    world_words()'s content list (categories, then backgrounds); color indexes the colours, -100 where the
-    patch shows background."""
+    world_words()'s content list (categories, then backgrounds, then colours); color indexes the colours, -100
+    where the patch shows background.
+
+    An object that covers patches in several columns names its colour on the leftmost of them and its category on
+    the rest, so that its tokens read, row by row, like "red ball"; an object within one column names its category
+    only (a single token cannot be both words)."""
     import torch
 
     cats, colors, backgrounds = world["categories"], world["colors"], world["backgrounds"]
+    first_color = len(cats) + len(backgrounds)
     side = image_size // patch_size
     content = torch.zeros(len(scenes), side * side, dtype=torch.long)
     color = torch.full((len(scenes), side * side), -100, dtype=torch.long)
     area = patch_size * patch_size
     for i, scene in enumerate(scenes):
         content[i] = len(cats) + backgrounds.index(scene.background)
+        owner = {}
         for p in range(side * side):
             px0, py0 = (p % side) * patch_size, (p // side) * patch_size
             best = MIN_COVER * area
-            for o in scene.objects:
+            for k, o in enumerate(scene.objects):
                 x0, y0, x1, y1 = o.bbox
                 cover = max(0, min(px0 + patch_size, x1) - max(px0, x0)) * max(0, min(py0 + patch_size, y1) - max(py0, y0))
                 if cover >= best:
                     best = cover
                     content[i, p], color[i, p] = cats.index(o.category), colors.index(o.color)
+                    owner[p] = k
+        for k, o in enumerate(scene.objects):
+            patches = [p for p, who in owner.items() if who == k]
+            columns = {p % side for p in patches}
+            if len(columns) > 1:
+                for p in patches:
+                    if p % side == min(columns):
+                        content[i, p] = first_color + colors.index(o.color)
     return content, color
 
 

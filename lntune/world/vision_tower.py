@@ -30,7 +30,7 @@ from lntune.world.tower_objectives import PATCH_LAYER, Classification, Contrasti
 from lntune.world.tower_scale import match_token_norm, patch_tokens
 from lntune.world.word_space import embedded_word_space, world_words
 
-TOWER_VERSION = 3
+TOWER_VERSION = 4
 """Bump whenever training changes for the same world, objective and seed (cache keys include it)."""
 
 OBJECTIVES = ("contrastive", "classification")
@@ -256,7 +256,7 @@ def word_probe(vision, pixels, held_pixels, words, train_targets, held_targets) 
     """Can a linear projector turn this tower's patch tokens into the LLM's words? A least-squares linear map
     from training patch tokens to the LLM input embedding of each patch's content word, scored on held-out
     patches by whether the nearest content word (cosine) is the right one: over all patches, and over the
-    patches that show an object (chance there is about 1 in 14)."""
+    patches that show an object (chance there is about 1 in 22: a category or a colour)."""
     import torch
     import torch.nn.functional as F
 

@@ -24,7 +24,7 @@ class WordSpace:
     """Input-embedding rows of the LLM for each content word (a word of several tokens: their mean)."""
 
     content_words: list[str]
-    """What a cell can hold: the object categories, then one word per background (for empty cells)."""
+    """What a patch can name: the object categories, one word per background (for empty cells), the colours."""
     color_words: list[str]
     content: object  # torch.Tensor (len(content_words), hidden)
     colors: object  # torch.Tensor (len(color_words), hidden)
@@ -82,7 +82,9 @@ def _embedded_word_space(content_words: tuple, color_words: tuple) -> WordSpace:
 
 
 def world_words(world: dict) -> tuple[list[str], list[str]]:
-    """(content words, colour words) of a world: categories then background nouns, and the colours."""
+    """(content words, colour words) of a world: categories, background nouns and colours (a patch can name any of
+    them: patch_words.py), and the colours."""
     from lntune.world.language import BACKGROUND_NOUNS
 
-    return list(world["categories"]) + [BACKGROUND_NOUNS[b] for b in world["backgrounds"]], list(world["colors"])
+    colors = list(world["colors"])
+    return list(world["categories"]) + [BACKGROUND_NOUNS[b] for b in world["backgrounds"]] + colors, colors
