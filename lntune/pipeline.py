@@ -71,8 +71,10 @@ def require_same_inputs(out: Path, config: RunConfig) -> None:
                           "folder, or delete this one to train it again")
 
 
-def evaluate_run(run_dir, out_dir, data_root, tasks=EVAL_TASKS, limit=None, batch_size=8, name=None, **kwargs) -> dict:
-    """{task: metrics} for a model directory; reads a finished evaluation back instead of redoing it."""
+def evaluate_run(run_dir, out_dir, data_root, tasks=EVAL_TASKS, limit=None, batch_size=8, name=None, dtype=None,
+                 **kwargs) -> dict:
+    """{task: metrics} for a model directory, loaded in `dtype` ("float32", "bfloat16"; None: load_mllm's default);
+    reads a finished evaluation back instead of redoing it."""
     from lntune.eval.pinning import eval_inputs, pin_evaluation, read_pins, record_pins
     from lntune.locks import hold_lock
 
@@ -84,6 +86,8 @@ def evaluate_run(run_dir, out_dir, data_root, tasks=EVAL_TASKS, limit=None, batc
         # Read back only what was scored with the same settings; otherwise the runner resumes (and refuses a
         # change of protocol or decoding) and scores again.
         pins["settings"] = {"limit": limit, **{k: v for k, v in sorted(kwargs.items()) if k not in _NOT_SETTINGS}}
+        if dtype is not None:
+            pins["settings"]["dtype"] = dtype
         done = out_dir / "metrics.json"
         if done.is_file() and before.get("settings") == pins["settings"]:
             from lntune.eval.intervals import units_path
@@ -95,7 +99,9 @@ def evaluate_run(run_dir, out_dir, data_root, tasks=EVAL_TASKS, limit=None, batc
         from lntune.eval.runner import evaluate
         from lntune.model.load import load_mllm
 
-        model, processor = load_mllm(run_dir)
+        import torch
+
+        model, processor = load_mllm(run_dir, dtype=None if dtype is None else getattr(torch, dtype))
         model.eval()
         record_pins(out_dir, pins)
         return evaluate(model, processor, list(tasks), data_root, out_dir, batch_size=batch_size, limit=limit,

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lntune.errors import LntuneError
 from lntune.locks import locked
 from lntune.pipeline import EVAL_TASKS, evaluate_run, run_stage, stage_config
 from lntune.presets import preset as preset_settings
@@ -35,6 +36,7 @@ class QuickstartPreset:
     eval_limits: dict  # questions per task (per MME subtask / POPE split); absent: all
     control_limit: int | None  # questions per POPE split / MME subtask in the shuffled-image control
     eval_batch_size: int
+    dtype: str = "float32"  # float32 | bfloat16 | auto (lntune.model.precision.fastest_dtype): training and evaluation
 
 
 def get_preset(name: str) -> QuickstartPreset:
@@ -52,6 +54,7 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
     from lntune.world.shipped_tower import is_shipped_copy
 
     p = get_preset(preset)
+    dtype = resolve_dtype(p.dtype)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -67,6 +70,8 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
     world = timed("world", lambda: ensure_world(p.world, 0))
     tower = timed("vision tower", lambda: ensure_vision_tower(world, "contrastive", 0, pretrained=not train_tower))
     common = [f"world.preset={p.world}", "world.seed=0"]
+    if dtype == "bfloat16":  # frozen weights in bf16, trained tensors in fp32 under bf16 autocast
+        common += ["model.dtype=bfloat16", "train.mixed_precision=bf16"]
     stage1 = timed("stage 1: projector", lambda: run_stage(
         stage_config("world/stage1", common + p.stage1 + [f"output_dir={out / 'stage1'}"])))
     stage2 = timed("stage 2: layernorm", lambda: run_stage(
@@ -76,16 +81,17 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
     for name, run_dir in (("stage-1 (connector only)", stage1), ("LayerNorm", stage2)):
         models[name] = timed(f"evaluate {name}", lambda run_dir=run_dir, name=name: evaluate_run(
             run_dir, out / "eval" / Path(run_dir).name, world / "eval", tasks=EVAL_TASKS, limit=p.eval_limits,
-            batch_size=p.eval_batch_size, name=name, image_root=world / "images", progress=True))
+            batch_size=p.eval_batch_size, name=name, image_root=world / "images", progress=True, dtype=dtype))
     grounding = timed("shuffled-image control: LayerNorm", lambda: grounding_control(
         stage2, world / "eval", world / "images", out / "grounding", limit=p.control_limit,
-        batch_size=p.eval_batch_size))
+        batch_size=p.eval_batch_size, dtype=dtype))
     from lntune.eval.compare import compare_eval_dirs
 
     comparison = timed("paired comparison", lambda: compare_eval_dirs(
         out / "eval" / Path(stage1).name, out / "eval" / Path(stage2).name))
     timings["total"] = round(time.perf_counter() - started, 1)
     results = {"preset": preset, "world": str(world), "tower": {"path": str(tower), "shipped": is_shipped_copy(tower)},
+               "dtype": dtype,
                "models": models, "comparison": comparison,
                "chance": chance_levels(models), "grounding": {"model": "LayerNorm", **grounding},
                "timings_s": timings}
@@ -98,7 +104,21 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
     return results
 
 
-def grounding_control(run_dir, data_root, image_root, out: Path, limit=None, batch_size=16, seed=0) -> dict:
+def resolve_dtype(dtype: str) -> str:
+    """A preset's dtype, with "auto" resolved for the CPU or GPU lntune runs on."""
+    import torch
+
+    from lntune.model.precision import fastest_dtype
+
+    if dtype == "auto":
+        return fastest_dtype("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype not in ("float32", "bfloat16"):
+        raise LntuneError(f"quickstart preset: dtype must be float32, bfloat16 or auto, got {dtype!r}")
+    return dtype
+
+
+def grounding_control(run_dir, data_root, image_root, out: Path, limit=None, batch_size=16, seed=0,
+                      dtype: str = "float32") -> dict:
     """The run's yes-vs-no scores with true vs shuffled images (summary without per-question scores); written to
     out/grounding.json and out/grounding.png, and read back from there when already done."""
     from lntune.analysis.grounding import grounding_scores
@@ -109,7 +129,9 @@ def grounding_control(run_dir, data_root, image_root, out: Path, limit=None, bat
     if done.is_file():
         result = json.loads(done.read_text())
     else:
-        model, processor = load_mllm(run_dir)
+        import torch
+
+        model, processor = load_mllm(run_dir, dtype=getattr(torch, dtype))
         result = grounding_scores(model.eval(), processor, data_root, image_root=image_root, seed=seed,
                                   batch_size=batch_size, limit=limit, progress=True)
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -153,7 +153,7 @@ def write_quickstart_report(results: dict, path: Path) -> str:
     above_chance = [k for k in chance if k in head_tuned and head_tuned[k] > chance[k]]
     text = (f"# lntune quickstart ({results['preset']})\n\n"
             f"SmolLM2-135M-Instruct + the world's vision tower ({_tower_origin(results.get('tower'))}); "
-            f"world `{results['world']}`.\n\n"
+            f"world `{results['world']}`; {_precision(results.get('dtype'))}.\n\n"
             "## Table 1 layout\n\n" + table1_markdown(list(models.items()), protocol="official") +
             "\n## Headline numbers (change against the stage-1 model)\n\n" +
             comparison_markdown(models, baseline, chance) +
@@ -168,6 +168,12 @@ def write_quickstart_report(results: dict, path: Path) -> str:
     text += ("## Time (seconds)\n\n" + "\n".join(f"- {k}: {v}" for k, v in results["timings_s"].items()) + "\n")
     Path(path).write_text(text)
     return text
+
+
+def _precision(dtype: str | None) -> str:
+    if dtype == "bfloat16":
+        return "trained with frozen weights in bf16 and trained tensors in fp32 under bf16 autocast, evaluated in bf16"
+    return "trained and evaluated in float32"
 
 
 def _tower_origin(tower: dict | None) -> str:

@@ -24,10 +24,25 @@ def load_mllm(path, dtype=None):
     """(model, processor) from an HF LLaVA directory or an lntune run directory."""
     path = Path(path)
     if RunDir(path).is_run:
-        return _load_run(path, dtype)
-    if (path / "config.json").is_file():
-        return _load_hf(path, dtype)
-    raise LntuneError(f"{path}: neither an lntune run (no {RUN_FILE}) nor an HF model directory (no config.json)")
+        model, processor = _load_run(path, dtype)
+    elif (path / "config.json").is_file():
+        model, processor = _load_hf(path, dtype)
+    else:
+        raise LntuneError(f"{path}: neither an lntune run (no {RUN_FILE}) nor an HF model directory (no config.json)")
+    return contiguous_head_input(model), processor
+
+
+def contiguous_head_input(model):
+    """Make the LM head's input contiguous; returns `model`. Idempotent.
+
+    Generation keeps the last position only (`hidden[:, -1:, :]`, a strided view); torch's linear on a strided
+    3-D input falls back to a batched matmul that first copies the weight once per row: for SmolLM2's 49k-word
+    head and 64 rows, a 1.8-billion-element copy per prefill, 2.3 s in bf16 on 2 CPU cores."""
+    head = model.get_output_embeddings()
+    if head is not None and not getattr(head, "_lntune_contiguous_input", False):
+        head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
+        head._lntune_contiguous_input = True
+    return model
 
 
 def load_for_inference(path, dtype: str = "auto", device: str = "auto"):

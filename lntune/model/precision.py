@@ -1,0 +1,35 @@
+"""Which floating-point format a CPU or GPU runs fastest, for presets that say `dtype: auto`.
+
+    from lntune.model.precision import fastest_dtype
+    fastest_dtype("cpu")   # "bfloat16" on CPUs with bf16 matrix instructions (AVX512-BF16, AMX), else "float32"
+
+bf16 halves the bytes every matmul reads and, where the CPU has bf16 dot-product instructions, roughly
+doubles their rate; where it has none, oneDNN emulates bf16 through fp32 and it is slower than fp32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU flags (Linux /proc/cpuinfo, or the text given) name a bf16 matrix instruction."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no way to tell, so no bf16
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def fastest_dtype(device: str) -> str:
+    """"bfloat16" on a GPU or a CPU with native bf16 matmuls, "float32" otherwise."""
+    if str(device).startswith("cuda") or cpu_has_native_bf16():
+        return "bfloat16"
+    return "float32"

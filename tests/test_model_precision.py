@@ -1,0 +1,53 @@
+"""Precision helpers: which CPUs count as native bf16, the quickstart's dtype resolution, and the LM head's
+contiguous-input hook (same logits as a contiguous input, registered once, on every loaded model)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_eval_helpers import tiny_llava  # noqa: E402
+
+from lntune.errors import LntuneError  # noqa: E402
+from lntune.model.load import contiguous_head_input  # noqa: E402
+from lntune.model.precision import cpu_has_native_bf16, fastest_dtype  # noqa: E402
+from lntune.quickstart import resolve_dtype  # noqa: E402
+
+ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl\n"
+SAPPHIRE_RAPIDS = "flags\t\t: avx512f amx_tile amx_bf16 amx_int8\n"
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert cpu_has_native_bf16(ZEN4)
+    assert cpu_has_native_bf16(SAPPHIRE_RAPIDS)
+    assert not cpu_has_native_bf16(SKYLAKE)
+    assert not cpu_has_native_bf16("")
+    assert fastest_dtype("cuda:0") == "bfloat16"
+    assert fastest_dtype("cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
+
+
+def test_quickstart_dtype_resolution():
+    assert resolve_dtype("float32") == "float32"
+    assert resolve_dtype("bfloat16") == "bfloat16"
+    assert resolve_dtype("auto") in ("float32", "bfloat16")
+    with pytest.raises(LntuneError, match="dtype must be float32, bfloat16 or auto, got 'fp8'"):
+        resolve_dtype("fp8")
+
+
+def test_head_hook_gives_the_logits_of_a_contiguous_input():
+    model, _ = tiny_llava(seed=0)
+    head = model.get_output_embeddings()
+    hidden = torch.randn(4, 5, head.in_features)
+    strided = hidden[:, -1:, :]
+    assert not strided.is_contiguous()
+    expected = head(strided.contiguous())
+    assert contiguous_head_input(model) is model
+    contiguous_head_input(model)  # a second call adds no second hook
+    assert len(head._forward_pre_hooks) == 1
+    calls = []
+    head.register_forward_pre_hook(lambda module, args: calls.append(args[0].is_contiguous()))
+    torch.testing.assert_close(head(strided), expected, rtol=0, atol=0)
+    assert calls == [True]  # the later hook saw the input the lntune hook made contiguous
