@@ -51,3 +51,30 @@ def test_head_hook_gives_the_logits_of_a_contiguous_input():
     head.register_forward_pre_hook(lambda module, args: calls.append(args[0].is_contiguous()))
     torch.testing.assert_close(head(strided), expected, rtol=0, atol=0)
     assert calls == [True]  # the later hook saw the input the lntune hook made contiguous
+
+
+def test_attention_is_eager_only_for_half_precision_on_a_cpu():
+    from lntune.model.precision import fastest_attention
+
+    model, _ = tiny_llava(seed=0)
+    built = model.config.text_config._attn_implementation
+    fastest_attention(model, "cpu", torch.float32)
+    assert model.config.text_config._attn_implementation == built
+    fastest_attention(model, "cuda", torch.bfloat16)
+    assert model.config.text_config._attn_implementation == built
+    assert fastest_attention(model, "cpu", torch.bfloat16) is model
+    assert model.config.text_config._attn_implementation == "eager"
+
+
+def test_bf16_generation_on_a_cpu_runs_eager_and_is_deterministic():
+    from lntune.eval.generate import generate_tokens, render_prompt
+    from test_eval_helpers import color_image
+
+    model, processor = tiny_llava(seed=0)
+    model = model.to(torch.bfloat16)
+    prompts = [render_prompt(processor, [{"role": "user", "content": "<image>\n" + q}]) for q in ("yes", "left right")]
+    images = [color_image(i) for i in range(2)]
+    first = generate_tokens(model, processor, prompts, images, max_new_tokens=6)
+    assert model.config.text_config._attn_implementation == "eager"
+    assert generate_tokens(model, processor, prompts, images, max_new_tokens=6) == first
+    assert all(len(row) > 0 for row in first)

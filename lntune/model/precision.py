@@ -33,3 +33,16 @@ def fastest_dtype(device: str) -> str:
     if str(device).startswith("cuda") or cpu_has_native_bf16():
         return "bfloat16"
     return "float32"
+
+
+def fastest_attention(model, device, dtype):
+    """Eager attention for bf16/fp16 on a CPU, PyTorch's SDPA (as built) elsewhere; returns `model`.
+
+    On short sequences (the world's prompts, ~70 tokens) torch's CPU flash kernel is slower in bf16 than plain
+    matmuls and a softmax: a LayerNorm step's forward and backward took 1.4x as long, 64 greedy answers 1.2x
+    (docs/benchmarks.md). In fp32 and on GPUs the kernel is the faster one."""
+    import torch
+
+    if torch.device(device).type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        model.set_attn_implementation("eager")
+    return model

@@ -149,9 +149,14 @@ class Trainer:
         return self
 
     def build_model(self, built=None) -> "Trainer":
+        from lntune.model.precision import fastest_attention
+
         """The model and processor (`built`: an already built (model, processor); default: from the config),
         with the strategy applied."""
         self.model, self.processor = build_model(self.config) if built is None else built
+        half = self.config.train.mixed_precision != "no" or self.config.model.dtype != "float32"
+        fastest_attention(self.model, "cuda" if torch.cuda.is_available() else "cpu",
+                          torch.bfloat16 if half else torch.float32)
         self.spec = strategy_spec(self.config)
         apply_strategy(self.model, self.spec)
         if self.config.train.gradient_checkpointing:
