@@ -2,6 +2,7 @@
 
     from lntune.model.precision import fastest_dtype
     fastest_dtype("cpu")   # "bfloat16" on CPUs with bf16 matrix instructions (AVX512-BF16, AMX), else "float32"
+    fastest_attention(model, "cpu", torch.bfloat16)   # eager attention where SDPA's CPU kernel is the slower one
 
 bf16 halves the bytes every matmul reads and, where the CPU has bf16 dot-product instructions, roughly
 doubles their rate; where it has none, oneDNN emulates bf16 through fp32 and it is slower than fp32.
