@@ -54,7 +54,8 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
     from lntune.world.shipped_tower import is_shipped_copy
 
     p = get_preset(preset)
-    dtype = resolve_dtype(p.dtype)
+    # Training runs on the GPU where there is one; the evaluations below run on the CPU.
+    train_dtype, dtype = resolve_dtype(p.dtype, training=True), resolve_dtype(p.dtype)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -70,7 +71,7 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
     world = timed("world", lambda: ensure_world(p.world, 0))
     tower = timed("vision tower", lambda: ensure_vision_tower(world, "contrastive", 0, pretrained=not train_tower))
     common = [f"world.preset={p.world}", "world.seed=0"]
-    if dtype == "bfloat16":  # frozen weights in bf16, trained tensors in fp32 under bf16 autocast
+    if train_dtype == "bfloat16":  # frozen weights in bf16, trained tensors in fp32 under bf16 autocast
         common += ["model.dtype=bfloat16", "train.mixed_precision=bf16"]
     stage1 = timed("stage 1: projector", lambda: run_stage(
         stage_config("world/stage1", common + p.stage1 + [f"output_dir={out / 'stage1'}"])))
@@ -91,7 +92,7 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
         out / "eval" / Path(stage1).name, out / "eval" / Path(stage2).name))
     timings["total"] = round(time.perf_counter() - started, 1)
     results = {"preset": preset, "world": str(world), "tower": {"path": str(tower), "shipped": is_shipped_copy(tower)},
-               "dtype": dtype,
+               "dtype": {"train": train_dtype, "eval": dtype},
                "models": models, "comparison": comparison,
                "chance": chance_levels(models), "grounding": {"model": "LayerNorm", **grounding},
                "timings_s": timings}
@@ -104,14 +105,15 @@ def quickstart(preset: str, out: Path, train_tower: bool = False) -> dict:
     return results
 
 
-def resolve_dtype(dtype: str) -> str:
-    """A preset's dtype, with "auto" resolved for the CPU or GPU lntune runs on."""
+def resolve_dtype(dtype: str, training: bool = False) -> str:
+    """A preset's dtype, with "auto" resolved for where the work runs: training on the GPU when there is one,
+    evaluation on the CPU."""
     import torch
 
     from lntune.model.precision import fastest_dtype
 
     if dtype == "auto":
-        return fastest_dtype("cuda" if torch.cuda.is_available() else "cpu")
+        return fastest_dtype("cuda" if training and torch.cuda.is_available() else "cpu")
     if dtype not in ("float32", "bfloat16"):
         raise LntuneError(f"quickstart preset: dtype must be float32, bfloat16 or auto, got {dtype!r}")
     return dtype

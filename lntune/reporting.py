@@ -170,10 +170,11 @@ def write_quickstart_report(results: dict, path: Path) -> str:
     return text
 
 
-def _precision(dtype: str | None) -> str:
-    if dtype == "bfloat16":
-        return "trained with frozen weights in bf16 and trained tensors in fp32 under bf16 autocast, evaluated in bf16"
-    return "trained and evaluated in float32"
+def _precision(dtype: dict | None) -> str:
+    dtype = dtype or {}
+    train = ("trained with frozen weights in bf16 and trained tensors in fp32 under bf16 autocast"
+             if dtype.get("train") == "bfloat16" else "trained in float32")
+    return f"{train}, evaluated in {dtype.get('eval', 'float32')}"
 
 
 def _tower_origin(tower: dict | None) -> str:

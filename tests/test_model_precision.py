@@ -25,14 +25,16 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert cpu_has_native_bf16(SAPPHIRE_RAPIDS)
     assert not cpu_has_native_bf16(SKYLAKE)
     assert not cpu_has_native_bf16("")
-    assert fastest_dtype("cuda:0") == "bfloat16"
+    if not torch.cuda.is_available():
+        assert fastest_dtype("cuda:0") == "float32"  # no GPU, so no bf16 tensor cores
     assert fastest_dtype("cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
 
 
 def test_quickstart_dtype_resolution():
     assert resolve_dtype("float32") == "float32"
     assert resolve_dtype("bfloat16") == "bfloat16"
-    assert resolve_dtype("auto") in ("float32", "bfloat16")
+    assert resolve_dtype("auto") == fastest_dtype("cpu")  # evaluation runs on the CPU
+    assert resolve_dtype("auto", training=True) == fastest_dtype("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(LntuneError, match="dtype must be float32, bfloat16 or auto, got 'fp8'"):
         resolve_dtype("fp8")
 
@@ -78,3 +80,28 @@ def test_bf16_generation_on_a_cpu_runs_eager_and_is_deterministic():
     assert model.config.text_config._attn_implementation == "eager"
     assert generate_tokens(model, processor, prompts, images, max_new_tokens=6) == first
     assert all(len(row) > 0 for row in first)
+
+
+def test_training_loss_keeps_its_fused_head_with_the_lntune_hook_only():
+    from torch import nn
+
+    from lntune.train.loss import head_cross_entropy
+
+    class WithHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 50, bias=False).requires_grad_(False)
+
+        def get_output_embeddings(self):
+            return self.head
+
+    model = WithHead()
+    hidden = torch.randn(6, 8, requires_grad=True)
+    targets = torch.arange(6)
+    expected = nn.functional.cross_entropy(model.head(hidden), targets, reduction="sum")
+    contiguous_head_input(model)
+    fused = head_cross_entropy(hidden, model.head, targets)
+    assert type(fused.grad_fn).__name__ == "_HeadCrossEntropyBackward"
+    torch.testing.assert_close(fused, expected)
+    model.head.register_forward_pre_hook(lambda module, args: None)  # a hook of someone else's: run the head itself
+    assert type(head_cross_entropy(hidden, model.head, targets).grad_fn).__name__ != "_HeadCrossEntropyBackward"

@@ -29,7 +29,7 @@ def load_mllm(path, dtype=None):
         model, processor = _load_hf(path, dtype)
     else:
         raise LntuneError(f"{path}: neither an lntune run (no {RUN_FILE}) nor an HF model directory (no config.json)")
-    return contiguous_head_input(model), processor
+    return model, processor
 
 
 def contiguous_head_input(model):
@@ -39,10 +39,13 @@ def contiguous_head_input(model):
     3-D input falls back to a batched matmul that first copies the weight once per row: for SmolLM2's 49k-word
     head and 64 rows, a 1.8-billion-element copy per prefill, 2.3 s in bf16 on 2 CPU cores."""
     head = model.get_output_embeddings()
-    if head is not None and not getattr(head, "_lntune_contiguous_input", False):
-        head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
-        head._lntune_contiguous_input = True
+    if head is not None and getattr(head, LNTUNE_HEAD_HOOK, None) is None:
+        handle = head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
+        setattr(head, LNTUNE_HEAD_HOOK, handle.id)  # the training loss tells this hook from others by it
     return model
+
+
+LNTUNE_HEAD_HOOK = "_lntune_contiguous_input_hook"
 
 
 def load_for_inference(path, dtype: str = "auto", device: str = "auto"):
@@ -56,6 +59,7 @@ def load_for_inference(path, dtype: str = "auto", device: str = "auto"):
         dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
     dtype = getattr(torch, dtype)
     model, processor = load_mllm(path, dtype=dtype)
+    contiguous_head_input(model)
     # one dtype everywhere: a run's trained norms are kept in fp32 next to bf16 weights
     return model.to(device=device, dtype=dtype).eval(), processor
 

@@ -30,10 +30,13 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
 
 def fastest_dtype(device: str) -> str:
-    """"bfloat16" on a GPU or a CPU with native bf16 matmuls, "float32" otherwise."""
-    if str(device).startswith("cuda") or cpu_has_native_bf16():
-        return "bfloat16"
-    return "float32"
+    """"bfloat16" on a GPU with bf16 tensor cores (Ampere and later) or a CPU with native bf16 matmuls,
+    "float32" otherwise."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float32"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 def fastest_attention(model, device, dtype):

@@ -149,10 +149,10 @@ class Trainer:
         return self
 
     def build_model(self, built=None) -> "Trainer":
-        from lntune.model.precision import fastest_attention
-
         """The model and processor (`built`: an already built (model, processor); default: from the config),
         with the strategy applied."""
+        from lntune.model.precision import fastest_attention
+
         self.model, self.processor = build_model(self.config) if built is None else built
         half = self.config.train.mixed_precision != "no" or self.config.model.dtype != "float32"
         fastest_attention(self.model, "cuda" if torch.cuda.is_available() else "cpu",

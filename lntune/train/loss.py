@@ -61,7 +61,11 @@ def decoder_blocks(mllm) -> list[nn.Module]:
 
 def head_cross_entropy(hidden: torch.Tensor, head: nn.Module, targets: torch.Tensor) -> torch.Tensor:
     """sum over rows of cross_entropy(head(hidden), targets), in fp32 (autocast applies to the matmuls)."""
-    plain = type(head) is not nn.Linear or head.bias is not None or head._forward_hooks or head._forward_pre_hooks
+    from lntune.model.load import LNTUNE_HEAD_HOOK
+
+    # Hooks would be skipped by the fused path; lntune's own (a contiguous input, lntune.model.load) is not needed.
+    pre_hooks = [key for key in head._forward_pre_hooks if key != getattr(head, LNTUNE_HEAD_HOOK, None)]
+    plain = type(head) is not nn.Linear or head.bias is not None or head._forward_hooks or pre_hooks
     # A trained head's weight gradient (vocabulary x hidden, fp32) is held from the forward pass to the backward
     # one; it must cost less than the logits it replaces (rows x vocabulary, ~10 bytes each counting their
     # log-softmax and gradient): true for small LLMs (SmolLM2: 576 wide), not for 7B ones with few supervised rows.
