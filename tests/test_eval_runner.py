@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_eval_helpers import tiny_llava, write_tiny_benchmarks  # noqa: E402
@@ -259,6 +260,13 @@ def test_settings_cannot_change_under_a_run(tiny, bench, tmp_path, monkeypatch):
         evaluate(model, processor, ["pope"], data, out, protocol="paper", progress=False)
     with pytest.raises(LntuneError, match=r"task pope was decoded with"):
         evaluate(model, processor, ["pope"], data, out, max_new_tokens=99, progress=False)
+    assert json.loads((out / "eval_config.json").read_text())["dtype"] == "float32"
+    model.to(torch.bfloat16)
+    try:
+        with pytest.raises(LntuneError, match=r"holds a run with dtype='float32', not 'bfloat16'"):
+            evaluate(model, processor, ["pope"], data, out, progress=False)
+    finally:
+        model.to(torch.float32)
     path = out / "predictions" / "pope.jsonl"
     lines = path.read_text().splitlines()
     record = json.loads(lines[2])

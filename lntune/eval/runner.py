@@ -13,8 +13,8 @@ share a batch and run their common prompt prefix once (lntune/eval/shared_prefix
 ends as soon as more text could not change what the official scorer reads from it (lntune/eval/settled.py;
 timing.json counts the questions answered and the distinct requests generated). When a task is complete its
 official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
-<out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol and
-decoding settings: resuming with different ones is refused, as mixing them would make the numbers
+<out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol, the
+model's precision and the decoding settings: resuming with different ones is refused, as mixing them would make the numbers
 meaningless; lntune/eval/pinning.py pins the model and data the same way. One process at a time writes
 <out> (lntune/locks.py).
 """
@@ -79,7 +79,7 @@ def evaluate(model, processor, tasks: list[str] | str, data_root, out_dir, proto
     can_stop_early = keeps_prefixes(processor.tokenizer)
     decodings = {task.name: resolve_decoding(task.decoding(), overrides, can_stop_early) for task, _ in loaded}
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_run_config(out_dir, {"protocol": protocol, "seed": seed,
+    check_run_config(out_dir, {"protocol": protocol, "seed": seed, "dtype": dtype_name(model),
                                "decoding": {name: d.record() for name, d in decodings.items()}})
 
     metrics = _read_json_or_empty(out_dir / METRICS_FILE)
@@ -123,7 +123,10 @@ def check_run_config(out_dir: Path, config: dict) -> None:
     path = out_dir / CONFIG_FILE
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("protocol", "seed"):
+        for key in ("protocol", "seed", "dtype"):
+            # A folder written before the precision was recorded has no "dtype"; it is recorded from now on.
+            if key == "dtype" and key not in previous:
+                continue
             if previous.get(key) != config[key]:
                 raise LntuneError(f"{path}: this folder holds a run with {key}={previous.get(key)!r}, not "
                                   f"{config[key]!r}; use another --out or delete the folder")
@@ -134,6 +137,11 @@ def check_run_config(out_dir: Path, config: dict) -> None:
                                   f"or delete {out_dir / 'predictions' / (name + '.jsonl')}")
         config = {**config, "decoding": {**previous.get("decoding", {}), **config["decoding"]}}
     write_json(path, config)
+
+
+def dtype_name(model) -> str:
+    """The precision the model computes in, as eval_config.json records it ("float32", "bfloat16")."""
+    return str(model.dtype).removeprefix("torch.")
 
 
 def run_task(model, processor, task: Task, samples: list[Sample], decoding: Decoding, out_dir: Path,
