@@ -1,6 +1,7 @@
 """The main job on the embedded default: world → vision tower → stage 1 → stage 2 (LayerNorm) → evaluation.
 
-    lntune quickstart --preset quick --out runs/quickstart      # what `make demo` runs (about 10 min on 2 cores with bf16, 15 in float32)
+    lntune quickstart --preset quick --out runs/quickstart      # what `make demo` runs (about 10 min on 2 cores
+                                                                # with bf16, 15 in float32)
     lntune quickstart --preset smoke --out /tmp/qs              # ~3 min, part of the test suite
 
 Offline. Re-running after a kill continues where it stopped (finished stages and evaluations are skipped).

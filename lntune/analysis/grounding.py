@@ -120,8 +120,7 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
 
     from lntune.eval.runner import open_image
     from lntune.eval.shared_prefix import group_by_image, plan_shared_prefix
-    from lntune.model.load import contiguous_head_input
-    from lntune.model.precision import fastest_attention
+    from lntune.model.load import ready_for_inference
 
     if batch_size < 1:
         raise LntuneError(f"batch size must be at least 1, got {batch_size}")
@@ -135,7 +134,7 @@ def yes_no_scores(model, processor, prompts: list[str], images: list[Path], ids:
     results: dict[tuple, float] = {}
     was_training = model.training
     model.eval()
-    fastest_attention(contiguous_head_input(model), model.device, model.dtype)
+    ready_for_inference(model)
     try:
         for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", disable=not progress,
                           dynamic_ncols=True):

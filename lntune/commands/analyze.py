@@ -63,7 +63,7 @@ def register(subparsers) -> None:
 
 def _add_device_options(parser) -> None:
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                        help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
+                        help="weights dtype (auto: bfloat16 on a GPU with bf16 tensor cores, float32 otherwise)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
 
 

@@ -43,7 +43,7 @@ def register(subparsers):
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="resamples for each metric's 95%% interval (default: 1000; 0: no intervals)")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                        help="weights dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
+                        help="weights dtype (auto: bfloat16 on a GPU with bf16 tensor cores, float32 otherwise)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 can be faster on a busy machine)")
     parser.add_argument("--bench-batch", help="instead of evaluating, measure questions/s at these batch sizes, e.g. 1,8")

@@ -89,8 +89,7 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
 
     from lntune.eval.settled import SettledAnswers
     from lntune.eval.shared_prefix import plan_shared_prefix
-    from lntune.model.load import contiguous_head_input
-    from lntune.model.precision import fastest_attention
+    from lntune.model.load import ready_for_inference
 
     if len(prompts) != len(images):
         raise ValueError(f"generate_tokens: {len(prompts)} prompts but {len(images)} images")
@@ -98,7 +97,7 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
         raise ValueError("generate_tokens: stopping at a settled answer is for greedy decoding only")
     if not prompts:
         return []
-    fastest_attention(contiguous_head_input(model), model.device, model.dtype)
+    ready_for_inference(model)
     tokenizer = processor.tokenizer
     stops = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]

@@ -14,9 +14,9 @@ ends as soon as more text could not change what the official scorer reads from i
 timing.json counts the questions answered and the distinct requests generated). When a task is complete its
 official-format files are written from that JSONL (<out>/<task>/...), scored, and <out>/metrics.json and
 <out>/results.md (the paper's Table 1 layout) are updated. <out>/eval_config.json pins the protocol, the
-model's precision and the decoding settings: resuming with different ones is refused, as mixing them would make the numbers
-meaningless; lntune/eval/pinning.py pins the model and data the same way. One process at a time writes
-<out> (lntune/locks.py).
+model's precision and the decoding settings: resuming with different ones is refused, as mixing them would make
+the numbers meaningless; lntune/eval/pinning.py pins the model and data the same way. One process at a time
+writes <out> (lntune/locks.py).
 """
 
 from __future__ import annotations

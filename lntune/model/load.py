@@ -24,12 +24,10 @@ def load_mllm(path, dtype=None):
     """(model, processor) from an HF LLaVA directory or an lntune run directory."""
     path = Path(path)
     if RunDir(path).is_run:
-        model, processor = _load_run(path, dtype)
-    elif (path / "config.json").is_file():
-        model, processor = _load_hf(path, dtype)
-    else:
-        raise LntuneError(f"{path}: neither an lntune run (no {RUN_FILE}) nor an HF model directory (no config.json)")
-    return model, processor
+        return _load_run(path, dtype)
+    if (path / "config.json").is_file():
+        return _load_hf(path, dtype)
+    raise LntuneError(f"{path}: neither an lntune run (no {RUN_FILE}) nor an HF model directory (no config.json)")
 
 
 def contiguous_head_input(model):
@@ -48,20 +46,33 @@ def contiguous_head_input(model):
 LNTUNE_HEAD_HOOK = "_lntune_contiguous_input_hook"
 
 
+def ready_for_inference(model):
+    """`model` with its LM head fed a contiguous input and the fastest attention for its device and dtype
+    (lntune.model.precision.fastest_attention); returns it. Idempotent and cheap, so generation and scoring
+    call it on whatever model they are handed."""
+    from lntune.model.precision import fastest_attention
+
+    return fastest_attention(contiguous_head_input(model), model.device, model.dtype)
+
+
 def load_for_inference(path, dtype: str = "auto", device: str = "auto"):
     """(model, processor) from `path` in eval mode, on `device` ("auto": cuda when available) in one `dtype`
-    ("auto": bfloat16 on a GPU, float32 on the CPU): what `lntune eval`, `chat` and `analyze` run."""
+    ("auto": bfloat16 on a GPU with bf16 tensor cores, else float32): what `lntune eval`, `chat` and `analyze` run.
+
+    On a CPU "auto" is float32 whatever its instructions, so that a command's answers do not change with the CPU
+    it runs on; `dtype="bfloat16"` is faster where the CPU has bf16 matrix instructions (docs/benchmarks.md)."""
     import torch
+
+    from lntune.model.precision import fastest_dtype
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
-        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+        dtype = fastest_dtype(device) if str(device).startswith("cuda") else "float32"
     dtype = getattr(torch, dtype)
     model, processor = load_mllm(path, dtype=dtype)
-    contiguous_head_input(model)
     # one dtype everywhere: a run's trained norms are kept in fp32 next to bf16 weights
-    return model.to(device=device, dtype=dtype).eval(), processor
+    return ready_for_inference(model.to(device=device, dtype=dtype).eval()), processor
 
 
 def load_base(base: dict, dtype=None, relative_to: Path | None = None):
