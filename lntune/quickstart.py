@@ -121,7 +121,7 @@ def resolve_dtype(dtype: str, training: bool = False) -> str:
 
 
 def grounding_control(run_dir, data_root, image_root, out: Path, limit=None, batch_size=16, seed=0,
-                      dtype: str = "float32") -> dict:
+                      dtype: str = "float32", tasks: tuple[str, ...] = ("pope", "mme"), progress: bool = True) -> dict:
     """The run's yes-vs-no scores with true vs shuffled images (summary without per-question scores); written to
     out/grounding.json and out/grounding.png, and read back from there when already done."""
     from lntune.analysis.grounding import grounding_scores
@@ -136,7 +136,7 @@ def grounding_control(run_dir, data_root, image_root, out: Path, limit=None, bat
 
         model, processor = load_mllm(run_dir, dtype=getattr(torch, dtype))
         result = grounding_scores(model.eval(), processor, data_root, image_root=image_root, seed=seed,
-                                  batch_size=batch_size, limit=limit, progress=True)
+                                  batch_size=batch_size, limit=limit, progress=progress, tasks=tasks)
         Path(out).mkdir(parents=True, exist_ok=True)
         plot_grounding(result, Path(out) / "grounding.png")
         done.write_text(json.dumps(result, indent=2) + "\n")

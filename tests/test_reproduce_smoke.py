@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def save_world_llm(path, world):
     """A tiny random Llama whose word-level tokenizer knows every word of the world's training texts, so
     label masking round-trips them (the tests' generic tiny tokenizer would turn them into <unk>)."""
-    words = {"user", "assistant", "system"}
+    words = {"user", "assistant", "system", "Yes", "No", "yes", "no"}  # the first-token yes/no score's words
     for name in ["pretrain.json", *(f"instruct/{t}.json" for t in ("conversation", "detail", "complex_reasoning"))]:
         for record in json.loads((world / name).read_text()):
             for turn in record["conversations"]:
@@ -38,6 +38,7 @@ def tiny_preset(root) -> ReproducePreset:
     return ReproducePreset(
         name="tiny", world="smoke", seeds=(0, 1),
         lrs={s: (1e-2, 1e-3) if s in swept else (1e-3,) for s in STRATEGIES},
+        default_lrs={s: 1e-3 for s in STRATEGIES}, grounding_limit=3,
         stage1=["train.max_steps=2", "train.batch_size=4", "train.save_steps=null", "model.projector_init_steps=5"],
         stage2=["train.max_steps=3", "train.batch_size=4", "train.save_steps=null"],
         mix_samples=12, subset_samples=8, connector_lr=1e-2, sweep_limit=2, eval_limit=2, eval_batch_size=8,
@@ -99,6 +100,10 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     lora = json.loads((out / "table1" / "lora" / "seed-0" / "run_config.json").read_text())
     assert lora["train"]["seed"] == 0 and lora["train"]["lr"] == 1e-3
     assert [len(v) for v in results["similarity_per_seed"].values()] == [2, 2]
+    # every Table 1 model has its shuffled-image control: 3 questions per POPE split, true vs shuffled
+    assert {s: [r["seed"] for r in runs] for s, runs in results["grounding"].items()} == {s: [0, 1] for s in STRATEGIES}
+    assert {r["n"] for runs in results["grounding"].values() for r in runs} == {9}
+    assert results["machine"]["cores"] >= 1
     assert [r["seed"] for r in results["gradients_per_seed"]] == [0, 1]
     # Table 2: counts on the measured model (the 7B/13B presets are tests/test_accounting.py's)
     params = results["params"]
@@ -119,7 +124,7 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     report = (out / "report.md").read_text()
     for claim in claims():
         assert f"**{claim['id']}**" in report
-    for heading in ("## Table 1", "## Table 2", "## Figure 2 and Table 3", "## Table 4", "## Table 5", "## Table 6",
+    for heading in ("## Table 1", "### Grounding", "## Table 2", "## Figure 2 and Table 3", "## Table 4", "## Table 5", "## Table 6",
                     "## Figure 4", "## Budget"):
         assert heading in report
     assert "MME cognition" not in report or "untestable" in report
@@ -151,3 +156,27 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
     (out / "report.md").unlink()
     reproduce(preset, out, progress=False, report_only=True)
     assert (out / "report.md").read_text() == report
+
+
+@pytest.mark.filterwarnings("ignore:.*no results for MME subtask")
+def test_reproduce_only_table1_of_one_strategy_and_seed(tmp_path, one_thread, capsys):
+    """`--only table1 --strategies layernorm --seeds 0 --no-sweep`: one model, its evaluation and its control; the
+    report shows what was run and says the rest is untestable."""
+    from lntune.reproduce.experiments import restricted
+    from lntune.reproduce.runner import plan_text
+
+    preset = restricted(tiny_preset(tmp_path / "models"), only=["table1"], strategies=["layernorm"], seeds=[0],
+                        no_sweep=True)
+    out = tmp_path / "repro"
+    text = plan_text(preset, out)
+    assert "layernorm seed 0" in text and "planned:" in text and "lora" not in text
+    outcome = reproduce(preset, out, progress=False)
+    assert set(outcome["jobs"]) == {"world", "tower/contrastive", "train/stage1", "train/layernorm/seed-0",
+                                    "eval/layernorm/seed-0", "grounding/layernorm/seed-0"}
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["models"]) == {"layernorm"} and set(results["grounding"]) == {"layernorm"}
+    run = json.loads((out / "table1" / "layernorm" / "seed-0" / "run_config.json").read_text())
+    assert run["train"]["lr"] == 1e-3 and run["data"]["path"].endswith("instruct/paper_mix.json")
+    report = (out / "report.md").read_text()
+    assert "### Grounding" in report and "| LayerNorm | 1 |" in report and "**untestable**" in report
+    assert "done " in plan_text(preset, out)

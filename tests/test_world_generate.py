@@ -138,19 +138,41 @@ def test_pretrain_and_instruct_formats(world, truth):
     assert sorted(s["id"] for s in mixed) == sorted(s["id"] for k in typed.values() for s in k)
 
 
-def test_conversations_teach_the_benchmark_answer_styles():
+def test_conversations_are_short_grounded_turns_with_balanced_existence_answers():
     rng = random.Random(0)
-    samples = [instruct.conversation_sample(str(i), sample_scene(rng, 2, 64, 4, file="x.png"), rng, 2)
-               for i in range(300)]
-    pairs = [(c[k]["value"], c[k + 1]["value"]) for s in samples for c in [s["conversations"]]
-             for k in range(0, len(c), 2)]
-    yes_no = [a for q, a in pairs if q.endswith("Please answer yes or no.")]
-    short = [a for q, a in pairs if q.endswith("Answer the question using a single word or phrase.")]
-    brief = [a for q, a in pairs if q.endswith("Describe the image briefly.")]
-    assert len(yes_no) > 20 and set(yes_no) == {"Yes", "No"}
-    assert len(short) > 50 and all(len(a.split()) <= 2 for a in short)
-    assert len(brief) > 5 and all(len(a.split()) >= 2 for a in brief)
-    assert {"Yes", "No"} <= set(short) and any(a.isdigit() for a in short)
+    answers = instruct.AlternatingAnswers()
+    scenes = [sample_scene(rng, 2, 64, 4, file="x.png") for _ in range(300)]
+    samples = [instruct.conversation_sample(str(i), scene, rng, 2, answers) for i, scene in enumerate(scenes)]
+    assert all(2 <= len(s["conversations"]) // 2 <= 4 for s in samples)
+    pairs = [(c[k]["value"].removeprefix("<image>\n"), c[k + 1]["value"]) for s in samples
+             for c in [s["conversations"]] for k in range(0, len(c), 2)]
+    existence = [a for _, a in pairs if a.startswith(("Yes, there", "No, there is no", "No, I don't see"))]
+    yes = [a for a in existence if a.startswith("Yes")]
+    no = [a for a in existence if a.startswith("No")]
+    assert len(existence) > 200 and abs(len(yes) - len(no)) <= 1  # alternating answers: balanced
+    assert all(a.endswith(" in the image.") or a.endswith(" here.") for a in no)
+    assert sum(q.startswith("What color") or q.startswith("What is the color") or q.startswith("Which color")
+               for q, _ in pairs) > 50
+    assert sum(q.startswith("How many") or q.startswith("What is the number") for q, _ in pairs) > 50
+    assert sum(q.startswith(("Where", "In which part", "What is in the", "What object", "What can you see in"))
+               for q, _ in pairs) > 50
+    assert all(len(a.split()) <= 14 for _, a in pairs)  # one short sentence each
+    # every answer is true of its scene: an existence answer names only categories that are there
+    for scene, sample in zip(scenes, samples):
+        turns = sample["conversations"]
+        for k in range(0, len(turns), 2):
+            answer = turns[k + 1]["value"]
+            if answer.startswith("No, there is no "):
+                assert answer.split("no ", 1)[1].rsplit(" in the image", 1)[0] not in scene.categories()
+
+
+def test_the_paper_mix_is_conversation_and_complex_reasoning_one_to_one(world):
+    mix = json.loads((world / "instruct" / "paper_mix.json").read_text())
+    ids = {kind: [s["id"] for s in json.loads((world / "instruct" / f"{kind}.json").read_text())]
+           for kind in ("conversation", "complex_reasoning")}
+    assert sorted(s["id"] for s in mix) == sorted(ids["conversation"] + ids["complex_reasoning"])
+    assert len(ids["conversation"]) == len(ids["complex_reasoning"])
+    assert [s["id"] for s in mix] != ids["conversation"] + ids["complex_reasoning"]  # shuffled
 
 
 def test_pope_follows_the_official_procedure(world, truth):

@@ -49,8 +49,9 @@ class YesNoQuestion:
     label: bool
 
 
-def yes_no_questions(processor, data_root, image_root=None, limit: int | None = None) -> list[YesNoQuestion]:
-    """The POPE and MME questions under `data_root` (whichever of the two are present), with their eval prompts."""
+def yes_no_questions(processor, data_root, image_root=None, limit: int | None = None,
+                     tasks: tuple[str, ...] = ("pope", "mme")) -> list[YesNoQuestion]:
+    """The POPE and MME questions under `data_root` (whichever of `tasks` are present), with their eval prompts."""
     from lntune.eval.generate import render_prompt
     from lntune.eval.tasks.mme import Mme
     from lntune.eval.tasks.pope import Pope
@@ -60,7 +61,7 @@ def yes_no_questions(processor, data_root, image_root=None, limit: int | None = 
         raise LntuneError(f"data root {data_root} is not a folder (expected pope/ and/or mme/ in it)")
     questions = []
     for task_class in (Pope, Mme):
-        if not (data_root / task_class.name).is_dir():
+        if task_class.name not in tasks or not (data_root / task_class.name).is_dir():
             continue
         task = task_class(data_root, image_root=image_root)
         for sample in task.samples(limit):
@@ -220,8 +221,8 @@ def _group_order(questions: list[YesNoQuestion]) -> list[tuple[str, list[int]]]:
 
 
 def grounding_scores(model, processor, data_root, image_root=None, seed: int = 0, batch_size: int = 16,
-                     limit: int | None = None, progress: bool = True) -> dict:
-    """Yes-vs-no scores of every POPE/MME question with true and shuffled images, summarized per group.
+                     limit: int | None = None, progress: bool = True, tasks: tuple[str, ...] = ("pope", "mme")) -> dict:
+    """Yes-vs-no scores of every POPE/MME question (of `tasks`) with true and shuffled images, summarized per group.
 
     Returns {"seed", "data_root", "groups": {name: {"true", "shuffled", "difference"}}, "questions": [...]}:
     groups are "pope/<split>", "mme/<subtask>", "pope", "mme" and "overall"; "true" and "shuffled" hold
@@ -229,7 +230,7 @@ def grounding_scores(model, processor, data_root, image_root=None, seed: int = 0
     95% paired bootstrap intervals over questions. `limit` keeps the first N questions per POPE split /
     MME subtask, as in `lntune eval`.
     """
-    questions = yes_no_questions(processor, data_root, image_root, limit)
+    questions = yes_no_questions(processor, data_root, image_root, limit, tasks)
     prompts = [q.prompt for q in questions]
     ids = [q.id for q in questions]
     true = yes_no_scores(model, processor, prompts, [q.image for q in questions], ids, batch_size, progress,

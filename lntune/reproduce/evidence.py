@@ -51,7 +51,7 @@ def collect(ctx) -> dict:
         "world": p.world,
         "lrs": {s: list(lrs) for s, lrs in p.lrs.items()},
         "seeds": {name: [seed for seed, _, _ in runs] for name, runs in evals.items()},
-        "sizes": {"mix_samples": p.mix_samples, "subset_samples": p.subset_samples, "stage2": list(p.stage2),
+        "sizes": {"mix": p.mix, "mix_samples": p.mix_samples, "subset_samples": p.subset_samples, "stage2": list(p.stage2),
                   "stage1": list(p.stage1), "eval_limit": p.eval_limit, "sweep_limit": p.sweep_limit,
                   "similarity_samples": p.similarity_samples, "threads": ctx.threads, "seeds": list(p.seeds),
                   "resamples": RESAMPLES},
@@ -67,7 +67,47 @@ def collect(ctx) -> dict:
         "gradients": gradients.get("ratios"),
         "gradients_per_seed": gradients.get("per_seed") or [],
         "table4_norms_only_reused": reused.is_file(),
+        "grounding": _grounding(ctx),
+        "machine": machine(),
     }
+
+
+def _grounding(ctx) -> dict:
+    """{strategy: [per seed: POPE accuracy with true and shuffled images, the difference and its 95% interval]}
+    from the Table 1 models' shuffled-image controls."""
+    from lntune.reproduce.experiments import seed_tag
+
+    out = {}
+    for strategy in ctx.preset.strategies:
+        for seed in ctx.preset.seeds:
+            result = ctx.results.get(f"grounding/{strategy}/{seed_tag(seed)}")
+            pope = ((result or {}).get("groups") or {}).get("pope")
+            if pope:
+                out.setdefault(strategy, []).append({
+                    "seed": seed, "n": pope["true"]["n"], "true": pope["true"]["accuracy"],
+                    "shuffled": pope["shuffled"]["accuracy"], "difference": pope["difference"]["accuracy"],
+                    "interval": pope["difference"]["accuracy_interval"], "auc_true": pope["true"]["auc"],
+                    "auc_shuffled": pope["shuffled"]["auc"]})
+    return out
+
+
+def machine() -> dict:
+    """The CPU the reproduction ran on, in neutral words: model name, cores, and the matrix-relevant flags."""
+    import os
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"cpu": name, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags],
+            "bf16_matrix": bool({"avx512_bf16", "amx_bf16"} & flags)}
 
 
 def _rounded(draws: dict) -> dict:

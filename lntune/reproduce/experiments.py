@@ -76,6 +76,13 @@ class ReproducePreset:
     seconds_per_load: float = 3.0  # building/loading a model for a run or an evaluation
     tower_seconds: float = 60.0  # training one world vision tower when not cached
     bench_seconds: float = 125.0
+    default_lrs: dict[str, float] = field(default_factory=dict)  # --no-sweep: one lr per strategy (the one the
+    # sweep chose when the preset was last measured)
+    grounding_limit: int | None = 100  # POPE questions per split in each Table 1 model's shuffled-image control
+    mix: str = "paper_mix"  # the stage-2 file of Table 1, 4 and 5 (instruct/<mix>.json)
+    strategies: tuple[str, ...] = STRATEGIES  # the Table 1 strategies (--strategies)
+    only: tuple[str, ...] = ()  # experiments to run (--only); empty: all
+    seconds_per_control_question: float = 0.05  # the shuffled-image control, per question (true + shuffled)
 
     def grid(self, strategy: str) -> tuple[float, ...]:
         return self.lrs[strategy]
@@ -116,25 +123,75 @@ def _override(overrides: list[str], key: str, default):
     return type(default)(values[-1]) if values and values[-1] not in ("null", "") else default
 
 
-def _samples_seen(samples: int | None, world: str, overrides: list[str]) -> int:
-    """Samples one run trains on: its data size, cut at max_steps x batch_size when that is smaller."""
+def _samples_seen(samples: int | None, world: str, overrides: list[str], file: str = "paper_mix") -> int:
+    """Samples one run trains on: its data size times its epochs, cut at max_steps x batch_size."""
     if samples is None:
+        from lntune.world.generate import PAPER_MIX_TYPES
         from lntune.world.presets import get_preset
 
         p = get_preset(world)
-        samples = len(SUBSET_TYPES) * p.instruct_per_type + p.vqa_samples  # mixed.json
+        per_file = {"paper_mix": len(PAPER_MIX_TYPES) * p.instruct_per_type, "vqa": p.vqa_samples,
+                    "mixed": len(SUBSET_TYPES) * p.instruct_per_type + p.vqa_samples}
+        samples = per_file.get(file, p.instruct_per_type)
     batch = _override(overrides, "train.batch_size", 16)
-    steps = max(1, samples // batch)
+    steps = max(1, samples // batch) * _override(overrides, "train.epochs", 1)
     return batch * min(steps, _override(overrides, "train.max_steps", steps))
 
 
 def get_preset(name: str) -> ReproducePreset:
     """The preset `name` of lntune/configs/presets/reproduce.yaml."""
     data = preset_settings("reproduce", name)
-    seeds = tuple(int(s) for s in data.get("seeds", [0]))
+    seeds = _check_seeds(tuple(int(s) for s in data.get("seeds", [0])), f"reproduce preset {name}")
+    defaults = {s: float(lr) for s, lr in (data.get("default_lrs") or {}).items()}
+    return ReproducePreset(name=name, **{**data, "lrs": strategy_lrs(data["lrs"], name), "seeds": seeds,
+                                         "default_lrs": defaults})
+
+
+def _check_seeds(seeds: tuple[int, ...], where: str) -> tuple[int, ...]:
     if not seeds or len(set(seeds)) != len(seeds):
-        raise LntuneError(f"reproduce preset {name}: seeds must be a non-empty list of different integers, got {seeds}")
-    return ReproducePreset(name=name, **{**data, "lrs": strategy_lrs(data["lrs"], name), "seeds": seeds})
+        raise LntuneError(f"{where}: seeds must be a non-empty list of different integers, got {list(seeds)}")
+    return seeds
+
+
+EXPERIMENTS = ("table1", "sweeps", "fig2", "table3", "table4", "table5", "table2", "bench", "similarity",
+               "gradients")
+"""What `--only` selects. table2 is the parameter counts, bench its memory and step-time columns."""
+NEEDS_STRATEGIES = {"table3": ("finetune", "layernorm"), "table4": ("layernorm", "layernorm-simple"),
+                    "table5": ("finetune", "layernorm"), "fig2": ("layernorm",),
+                    "similarity": ("finetune", "layernorm"), "gradients": ("finetune", "layernorm")}
+"""The Table 1 strategies an experiment reads (their runs, or their learning rates)."""
+
+
+def restricted(p: ReproducePreset, only=None, strategies=None, seeds=None, no_sweep: bool = False) -> ReproducePreset:
+    """The preset narrowed by `lntune reproduce`'s options: `only` experiments (EXPERIMENTS), Table 1 `strategies`
+    and `seeds`, and `no_sweep` (each strategy at the preset's default_lrs). An experiment that reads a strategy left
+    out by `strategies` is dropped when `only` does not name it, refused when it does."""
+    from dataclasses import replace
+
+    only = tuple(only or ())
+    unknown = [e for e in only if e not in EXPERIMENTS]
+    if unknown:
+        raise LntuneError(f"--only: unknown experiment {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
+    chosen = tuple(strategies or p.strategies)
+    unknown = [s for s in chosen if s not in STRATEGIES]
+    if unknown:
+        raise LntuneError(f"--strategies: unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
+    wanted = only or EXPERIMENTS
+    missing = {e: [s for s in NEEDS_STRATEGIES.get(e, ()) if s not in chosen] for e in wanted}
+    refused = [f"{e} (needs {', '.join(m)})" for e, m in missing.items() if m and e in only]
+    if refused:
+        raise LntuneError(f"--only {', '.join(only)} with --strategies {', '.join(chosen)}: "
+                          f"{'; '.join(refused)} reads strategies that are not selected")
+    lrs = p.lrs
+    if no_sweep:
+        absent = [s for s in STRATEGIES if s not in p.default_lrs]
+        if absent:
+            raise LntuneError(f"reproduce preset {p.name} has no default_lrs for {', '.join(absent)}; "
+                              f"run with the sweep")
+        lrs = {s: (p.default_lrs[s],) for s in STRATEGIES}
+    return replace(p, strategies=tuple(s for s in STRATEGIES if s in chosen), lrs=lrs,
+                   seeds=_check_seeds(tuple(seeds), "--seeds") if seeds else p.seeds,
+                   only=tuple(e for e in wanted if not missing[e]))
 
 
 def strategy_lrs(lrs, name: str = "") -> dict[str, tuple[float, ...]]:
@@ -157,6 +214,7 @@ class Job:
     cost_s: float  # planned seconds on an idle 2-core CPU
     done: Callable[["Context"], bool]
     action: Callable[["Context"], Any]
+    needed_by: frozenset = frozenset(EXPERIMENTS)  # the experiments that read this job's output
 
 
 @dataclass
@@ -195,11 +253,11 @@ def model_evals(p: ReproducePreset, out: Path) -> dict[str, list[tuple[int, str,
     strategies once per seed, the other experiments at the first seed."""
     out = Path(out)
     models = {s: [(seed, f"eval/{s}/{seed_tag(seed)}", out / "eval" / s / seed_tag(seed)) for seed in p.seeds]
-              for s in STRATEGIES}
+              for s in p.strategies}
     others = [*(f"subset-{t}" for t in SUBSET_TYPES), "table4-connector", "table4-layernorm", "table5-finetune",
               "table5-layernorm"]
     models.update({name: [(p.seeds[0], f"eval/{name}", out / "eval" / name)] for name in others})
-    if p.norms_only_is_simple:
+    if p.norms_only_is_simple and "layernorm-simple" in models:
         models["table4-layernorm"] = models["layernorm-simple"][:1]
     return models
 
@@ -249,21 +307,57 @@ def eval_job(key: str, label: str, run_dir: Callable[[Context], Path], out_dir: 
     return Job(key, label, seconds, _evaluated(out_dir, tasks), action)
 
 
+def grounding_dir(out: Path, strategy: str, seed: int) -> Path:
+    """Where a Table 1 model's shuffled-image control lives."""
+    return Path(out) / "grounding" / strategy / seed_tag(seed)
+
+
 def plan(p: ReproducePreset, out: Path) -> list[Job]:
-    """Every job of the reproduction, in the order they run (later jobs read earlier jobs' results)."""
+    """Every job of the reproduction, in the order they run (later jobs read earlier jobs' results), narrowed to
+    the jobs that `p.only`'s experiments read."""
+    jobs = _all_jobs(p, Path(out))
+    wanted = set(p.only or EXPERIMENTS)
+    return [job for job in jobs if job.needed_by & wanted]
+
+
+def _all_jobs(p: ReproducePreset, out: Path) -> list[Job]:
     from lntune.pipeline import EVAL_TASKS
     from lntune.sweep import lr_tag
 
-    out = Path(out)
     jobs: list[Job] = []
     # samples each kind of run trains on (what its planned cost scales with)
-    samples = _samples_seen(p.mix_samples, p.world, p.stage2)
-    subset_samples = _samples_seen(p.subset_samples, p.world, p.stage2)
+    samples = _samples_seen(p.mix_samples, p.world, p.stage2, p.mix)
+    subset_samples = _samples_seen(p.subset_samples, p.world, p.stage2, "subset")
     stage1_samples = _stage1_samples(p)
     full_seconds = p.eval_seconds(p.eval_limit)
     sweep_seconds = p.eval_seconds(p.sweep_limit, (SELECT_TASK,))
-    mix = [f"data.max_samples={p.mix_samples}"] if p.mix_samples else []
+    mix = [f"data.path=${{world}}/instruct/{p.mix}.json"]
+    mix += [f"data.max_samples={p.mix_samples}"] if p.mix_samples else []
     tracked = [f"train.track_grads=[{','.join(map(str, p.track_layers))}]"] if p.track_layers else []
+    first = p.seeds[0]
+    runs_read = {"similarity", "gradients"}
+
+    def table1_readers(strategy: str, seed: int) -> set[str]:
+        """The experiments that read a Table 1 model's evaluation (besides Table 1)."""
+        readers = {"table1"}
+        if seed == first and strategy in ("finetune", "layernorm"):
+            readers |= {"table3", "table5"}
+        if seed == first and (strategy == "layernorm" or (strategy == "layernorm-simple" and p.norms_only_is_simple)):
+            readers.add("table4")
+        return readers
+
+    def lr_readers(strategy: str) -> set[str]:
+        """The experiments that read a strategy's learning rate (so its sweep, when it has one)."""
+        readers = {"sweeps"} | table1_readers(strategy, first)
+        readers |= runs_read if strategy in ("finetune", "layernorm") else set()
+        readers |= {"fig2", "table3", "table4"} if strategy == "layernorm" else set()
+        readers |= {"table4"} if strategy == "layernorm-simple" else set()
+        readers |= {"table5"} if strategy in ("finetune", "layernorm") else set()
+        return readers
+
+    def tag(job: Job, readers) -> Job:
+        job.needed_by = frozenset(readers)
+        return job
 
     # --- world, towers, stage 1 (one per tower)
     jobs.append(Job("world", "world", 5.0, _world_done, lambda ctx: str(ctx.world())))
@@ -272,96 +366,136 @@ def plan(p: ReproducePreset, out: Path) -> list[Job]:
         return Job(f"tower/{objective}", f"vision tower ({objective})", 0.0 if p.model else p.tower_seconds,
                    lambda ctx: _tower_done(ctx, objective), lambda ctx: _tower(ctx, objective))
 
-    jobs.append(tower_job("contrastive"))
+    training = set(EXPERIMENTS) - {"bench"}
+    jobs.append(tag(tower_job("contrastive"), training))
     stage1 = {"contrastive": out / "stage1", "classification": out / "stage1-classification"}
-    jobs.append(train_job("train/stage1", "stage 1 (connector)", "world/stage1", lambda ctx: [*ctx.common, *p.stage1],
-                          stage1["contrastive"], stage1_samples, "stage1", p))
+    jobs.append(tag(train_job("train/stage1", "stage 1 (connector)", "world/stage1",
+                              lambda ctx: [*ctx.common, *p.stage1], stage1["contrastive"], stage1_samples, "stage1", p),
+                    training))
 
     def stage2(strategy, extra=(), tower="contrastive"):
         base = stage1[tower]
         cls = ["world.vision_objective=classification", *p.model_classification] if tower == "classification" else []
         return lambda ctx: [*ctx.common, *cls, *p.stage2, f"model.base={base}", *extra]
 
-    # --- Table 1 / A1: every strategy on the instruct mix; a grid of several lrs is swept at the first seed
-    first = p.seeds[0]
-    for strategy in STRATEGIES:
+    # --- Table 1 / A1: every strategy on the paper's mix; a grid of several lrs is swept at the first seed
+    for strategy in p.strategies:
         grads = tracked if strategy in ("finetune", "layernorm") else []
         if p.swept(strategy):
             for lr in p.grid(strategy):
                 run_dir = out / "sweep" / strategy / lr_tag(lr)
                 make = stage2(strategy, [*mix, *grads, f"train.seed={first}", f"train.lr={lr}"])
-                jobs.append(train_job(f"train/sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}",
-                                      f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
-                jobs.append(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}: {SELECT_TASK}",
-                                     lambda ctx, d=run_dir: d, run_dir / "eval", (SELECT_TASK,), p.sweep_limit,
-                                     sweep_seconds, p))
-            jobs.append(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0,
-                            _file(out / "sweep" / strategy / "sweep.json"),
-                            lambda ctx, s=strategy, g=grads: _summarize_sweep(ctx, s, [*mix, *g, f"train.seed={first}"])))
+                jobs.append(tag(train_job(f"train/sweep/{strategy}/{lr_tag(lr)}", f"{strategy} lr {lr:.0e}",
+                                          f"world/stage2_{strategy}", make, run_dir, samples, strategy, p),
+                                lr_readers(strategy)))
+                jobs.append(tag(eval_job(f"eval-sweep/{strategy}/{lr_tag(lr)}",
+                                         f"{strategy} lr {lr:.0e}: {SELECT_TASK}", lambda ctx, d=run_dir: d,
+                                         run_dir / "eval", (SELECT_TASK,), p.sweep_limit, sweep_seconds, p),
+                                lr_readers(strategy)))
+            jobs.append(tag(Job(f"sweep/{strategy}", f"{strategy}: pick the lr", 1.0,
+                                _file(out / "sweep" / strategy / "sweep.json"),
+                                lambda ctx, s=strategy, g=grads: _summarize_sweep(ctx, s, [*mix, *g,
+                                                                                           f"train.seed={first}"])),
+                            lr_readers(strategy)))
         for seed in p.seeds:
             if not (p.swept(strategy) and seed == first):  # the sweep's best run is the first seed's model
                 make = lambda ctx, s=strategy, g=grads, sd=seed: [*stage2(s, [*mix, *g, f"train.seed={sd}"])(ctx),
                                                                   f"train.lr={best_lr(ctx, s)}"]
-                jobs.append(train_job(f"train/{strategy}/{seed_tag(seed)}", f"{strategy} seed {seed}",
-                                      f"world/stage2_{strategy}", make, seed_run_dir(out, strategy, seed), samples,
-                                      strategy, p))
+                readers = table1_readers(strategy, seed) | (runs_read if strategy in ("finetune", "layernorm")
+                                                             else set())
+                jobs.append(tag(train_job(f"train/{strategy}/{seed_tag(seed)}", f"{strategy} seed {seed}",
+                                          f"world/stage2_{strategy}", make, seed_run_dir(out, strategy, seed), samples,
+                                          strategy, p), readers))
         for seed, key, eval_dir in model_evals(p, out)[strategy]:
-            jobs.append(eval_job(key, f"evaluate {strategy} seed {seed}",
-                                 lambda ctx, s=strategy, sd=seed: model_run(ctx, s, sd), eval_dir, EVAL_TASKS,
-                                 p.eval_limit, full_seconds, p))
+            jobs.append(tag(eval_job(key, f"evaluate {strategy} seed {seed}",
+                                     lambda ctx, s=strategy, sd=seed: model_run(ctx, s, sd), eval_dir, EVAL_TASKS,
+                                     p.eval_limit, full_seconds, p), table1_readers(strategy, seed)))
+            if p.grounding_limit:
+                jobs.append(tag(grounding_job(strategy, seed, out, p), {"table1"}))
 
-    # --- Fig. 2 / Table 3: LayerNorm on one data type at a time, equal sizes, at LayerNorm's best lr
+    # --- Fig. 2 / Table 3: LayerNorm on one data type at a time, the same steps, at LayerNorm's best lr
     for kind in SUBSET_TYPES:
         run_dir = out / "subsets" / kind
-        make = lambda ctx, k=kind: [*stage2("layernorm")(ctx), f"data.path=${{world}}/instruct/{k}.json",
-                                    f"data.max_samples={p.subset_samples}", f"train.lr={best_lr(ctx, 'layernorm')}"]
-        jobs.append(train_job(f"train/subset/{kind}", f"layernorm on {kind}", "world/stage2_layernorm", make, run_dir,
-                              subset_samples, "layernorm", p))
-        jobs.append(eval_job(f"eval/subset-{kind}", f"evaluate layernorm on {kind}", lambda ctx, d=run_dir: d,
-                             out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_seconds, p))
+        readers = {"fig2", "table3"} if kind == "conversation" else {"fig2"}
+        sized = [f"data.max_samples={p.subset_samples}"] if p.subset_samples else []
+        make = lambda ctx, k=kind, sz=sized: [*stage2("layernorm")(ctx), f"data.path=${{world}}/instruct/{k}.json",
+                                              *sz, f"train.lr={best_lr(ctx, 'layernorm')}"]
+        jobs.append(tag(train_job(f"train/subset/{kind}", f"layernorm on {kind}", "world/stage2_layernorm", make,
+                                  run_dir, subset_samples, "layernorm", p), readers))
+        jobs.append(tag(eval_job(f"eval/subset-{kind}", f"evaluate layernorm on {kind}", lambda ctx, d=run_dir: d,
+                                 out / "eval" / f"subset-{kind}", EVAL_TASKS, p.eval_limit, full_seconds, p), readers))
 
     # --- Table 4: connector only; norms only with the connector frozen (at LayerNorm's best lr)
     connector = out / "table4" / "connector"
-    jobs.append(train_job("train/table4/connector", "connector only", "world/stage2_connector",
-                          stage2("connector", [*mix, f"train.lr={p.connector_lr}"]), connector, samples, "connector", p))
-    jobs.append(eval_job("eval/table4-connector", "evaluate connector only", lambda ctx: connector,
-                         out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_seconds, p))
+    jobs.append(tag(train_job("train/table4/connector", "connector only", "world/stage2_connector",
+                              stage2("connector", [*mix, f"train.lr={p.connector_lr}", "train.projector_lr=null"]), connector, samples,
+                              "connector", p), {"table4"}))
+    jobs.append(tag(eval_job("eval/table4-connector", "evaluate connector only", lambda ctx: connector,
+                             out / "eval" / "table4-connector", EVAL_TASKS, p.eval_limit, full_seconds, p), {"table4"}))
     norms_only = out / "table4" / "layernorm-no-connector"
-    jobs.append(Job("train/table4/layernorm-no-connector", "norms only, connector frozen",
-                    1.0 if p.norms_only_is_simple else
-                    p.seconds_per_load + samples * p.seconds_per_sample * STEP_COST["layernorm-simple"],
-                    lambda ctx: _trained(norms_only)(ctx) or (norms_only / "reused.json").is_file(),
-                    lambda ctx: _norms_only(ctx, norms_only, stage2("layernorm", [*mix, "train.include_base=false"]))))
+    jobs.append(tag(Job("train/table4/layernorm-no-connector", "norms only, connector frozen",
+                        1.0 if p.norms_only_is_simple else
+                        p.seconds_per_load + samples * p.seconds_per_sample * STEP_COST["layernorm-simple"],
+                        lambda ctx: _trained(norms_only)(ctx) or (norms_only / "reused.json").is_file(),
+                        lambda ctx: _norms_only(ctx, norms_only, stage2("layernorm",
+                                                                        [*mix, "train.include_base=false"]))),
+                    {"table4"}))
     if not p.norms_only_is_simple:  # otherwise its evaluation is layernorm-simple's (model_evals)
-        jobs.append(eval_job("eval/table4-layernorm", "evaluate norms only", lambda ctx: norms_only_run(ctx, norms_only),
-                             out / "eval" / "table4-layernorm", EVAL_TASKS, p.eval_limit, full_seconds, p))
+        jobs.append(tag(eval_job("eval/table4-layernorm", "evaluate norms only",
+                                 lambda ctx: norms_only_run(ctx, norms_only), out / "eval" / "table4-layernorm",
+                                 EVAL_TASKS, p.eval_limit, full_seconds, p), {"table4"}))
 
     # --- Table 5: the classification-pretrained tower: its own stage 1, then finetune and layernorm
-    jobs.append(tower_job("classification"))
-    jobs.append(train_job("train/stage1-classification", "stage 1 on the classification tower", "world/stage1",
-                          lambda ctx: [*ctx.common, "world.vision_objective=classification", *p.model_classification,
-                                       *p.stage1], stage1["classification"], stage1_samples, "stage1", p))
+    jobs.append(tag(tower_job("classification"), {"table5"}))
+    jobs.append(tag(train_job("train/stage1-classification", "stage 1 on the classification tower", "world/stage1",
+                              lambda ctx: [*ctx.common, "world.vision_objective=classification",
+                                           *p.model_classification, *p.stage1],
+                              stage1["classification"], stage1_samples, "stage1", p), {"table5"}))
     for strategy in ("finetune", "layernorm"):
         run_dir = out / "table5" / strategy
         make = lambda ctx, s=strategy: [*stage2(s, mix, tower="classification")(ctx), f"train.lr={best_lr(ctx, s)}"]
-        jobs.append(train_job(f"train/table5/{strategy}", f"{strategy} on the classification tower",
-                              f"world/stage2_{strategy}", make, run_dir, samples, strategy, p))
-        jobs.append(eval_job(f"eval/table5-{strategy}", f"evaluate {strategy} (classification tower)",
-                             lambda ctx, d=run_dir: d, out / "eval" / f"table5-{strategy}", EVAL_TASKS, p.eval_limit,
-                             full_seconds, p))
+        jobs.append(tag(train_job(f"train/table5/{strategy}", f"{strategy} on the classification tower",
+                                  f"world/stage2_{strategy}", make, run_dir, samples, strategy, p), {"table5"}))
+        jobs.append(tag(eval_job(f"eval/table5-{strategy}", f"evaluate {strategy} (classification tower)",
+                                 lambda ctx, d=run_dir: d, out / "eval" / f"table5-{strategy}", EVAL_TASKS,
+                                 p.eval_limit, full_seconds, p), {"table5"}))
 
     # --- Table 2, Table 6 / Fig. 3, Fig. 4
-    jobs.append(Job("params", "parameter counts", 2 * p.seconds_per_load + 10, _file(out / "analysis" / "params.json"),
-                    lambda ctx: _params(ctx)))
+    jobs.append(tag(Job("params", "parameter counts", 2 * p.seconds_per_load + 10,
+                        _file(out / "analysis" / "params.json"), lambda ctx: _params(ctx)), {"table2"}))
     if p.bench_preset:
-        jobs.append(Job("bench", f"memory (lntune bench --preset {p.bench_preset})", p.bench_seconds,
-                        _file(out / "analysis" / "bench.json"), lambda ctx: _bench(ctx)))
-    jobs.append(Job("similarity", "layer similarity", 2 * len(p.seeds) * (p.seconds_per_load + p.similarity_samples * 0.1),
-                    _file(out / "analysis" / "similarity.json"), lambda ctx: _similarity(ctx)))
+        jobs.append(tag(Job("bench", f"memory (lntune bench --preset {p.bench_preset})", p.bench_seconds,
+                            _file(out / "analysis" / "bench.json"), lambda ctx: _bench(ctx)), {"bench", "table2"}))
+    jobs.append(tag(Job("similarity", "layer similarity",
+                        2 * len(p.seeds) * (p.seconds_per_load + p.similarity_samples * 0.1),
+                        _file(out / "analysis" / "similarity.json"), lambda ctx: _similarity(ctx)), {"similarity"}))
     if p.track_layers:
-        jobs.append(Job("gradients", "gradient statistics", 2.0 * len(p.seeds), _file(out / "analysis" / "gradients.json"),
-                        lambda ctx: _gradients(ctx)))
+        jobs.append(tag(Job("gradients", "gradient statistics", 2.0 * len(p.seeds),
+                            _file(out / "analysis" / "gradients.json"), lambda ctx: _gradients(ctx)), {"gradients"}))
     return jobs
+
+
+def grounding_job(strategy: str, seed: int, out: Path, p: ReproducePreset) -> Job:
+    """A Table 1 model's shuffled-image control: its POPE yes-vs-no scores with true and with shuffled images."""
+    from lntune.quickstart import grounding_control
+
+    folder = grounding_dir(out, strategy, seed)
+
+    def action(ctx):
+        return grounding_control(model_run(ctx, strategy, seed), ctx.eval_root(), ctx.world() / "images", folder,
+                                 limit=p.grounding_limit, batch_size=p.eval_batch_size, tasks=("pope",),
+                                 progress=False)
+
+    questions = 3 * min(p.grounding_limit, 6 * _world_preset(p.world).pope_images)
+    return Job(f"grounding/{strategy}/{seed_tag(seed)}", f"shuffled-image control: {strategy} seed {seed}",
+               p.seconds_per_load + questions * p.seconds_per_control_question,
+               _file(folder / "grounding.json"), action)
+
+
+def _world_preset(name: str):
+    from lntune.world.presets import get_preset
+
+    return get_preset(name)
 
 
 def _stage1_samples(p: ReproducePreset) -> int:

@@ -180,7 +180,9 @@ def _sizes(results) -> str:
     z = results.get("sizes") or {}
     if not z:
         return ""
-    mix = "the whole instruct mix" if z["mix_samples"] is None else f"{z['mix_samples']} samples of the instruct mix"
+    name = f"instruct/{z.get('mix', 'mixed')}.json"
+    mix = f"all of {name}" if z["mix_samples"] is None else f"{z['mix_samples']} samples of {name}"
+    subsets = ("all of its type's file" if z["subset_samples"] is None else f"{z['subset_samples']} samples")
     limit = z["eval_limit"]
     if limit is None:
         limit = "complete benchmarks"
@@ -191,10 +193,11 @@ def _sizes(results) -> str:
         limit = f"the first {limit} questions per task (per MME subtask and POPE split; images for captioning)"
     sweep = "all" if z["sweep_limit"] is None else f"the first {z['sweep_limit']}"
     seeds = z.get("seeds") or [0]
-    return (f"Sizes: every stage-2 run sees {mix} (overrides {', '.join(z['stage2']) or 'none'}), each one-type "
-            f"subset {z['subset_samples']} samples; stage 1: {', '.join(z['stage1']) or 'one epoch'}. A swept "
+    return (f"Sizes: every stage-2 run trains on {mix} (overrides {', '.join(z['stage2']) or 'none'}), each "
+            f"one-type subset on {subsets} with the same overrides; stage 1: {', '.join(z['stage1']) or 'one epoch'}. "
+            "A swept "
             f"learning rate is chosen on {sweep} Flickr30k-style test images; the final evaluations use {limit}. "
-            f"Seeds: the six Table 1 strategies are trained with each of the train seeds {', '.join(map(str, seeds))} "
+            f"Seeds: the Table 1 strategies are trained with each of the train seeds {', '.join(map(str, seeds))} "
             "(the seed sets the stage-2 data subset and order and the init of new parameters such as LoRA's); stage 1, "
             f"the vision towers, the subsets and Tables 4 and 5 use seed {seeds[0]} only (one shared stage-1 model); "
             "layer similarity and gradient statistics are measured for every seed. Intervals: "
@@ -207,18 +210,32 @@ _LIMIT_UNITS = {"pope": "questions per split", "mme": "questions per subtask", "
 
 def _lrs_text(results) -> str:
     lrs = results["lrs"]
+    sweeps = results.get("sweeps") or {}
     swept = {s: v for s, v in lrs.items() if len(v) > 1}
     fixed = {s: v[0] for s, v in lrs.items() if len(v) == 1}
     parts = []
     if swept:
-        grid = ", ".join(f"{lr:.0e}" for lr in next(iter(swept.values())))
-        parts.append(f"{', '.join(swept)} were trained at every learning rate of the grid ({grid}) at the first seed "
-                     "and kept at their best on the Flickr30k-style task, as the paper does with its 11 values")
+        chosen = [f"{s} {', '.join(f'{lr:.0e}' for lr in grid)}"
+                  + (f" (chose {sweeps[s]['best']['lr']:.0e})" if s in sweeps else "") for s, grid in swept.items()]
+        parts.append("each strategy was trained at the first seed at every learning rate of its grid, values of the "
+                     "paper's 11, and kept at its best on the Flickr30k-style task, as the paper selects: "
+                     + "; ".join(chosen))
     if fixed:
-        parts.append("the learning-rate grid was reduced to one value per strategy, from the paper's grid ("
-                     + ", ".join(f"{s} {lr:.0e}" for s, lr in fixed.items()) + "), so that the budget goes to seeds "
-                     "and questions, which decide whether a difference is real; no sweep was run for them")
+        parts.append("one learning rate per strategy without a sweep (`--no-sweep`: "
+                     + ", ".join(f"{s} {lr:.0e}" for s, lr in fixed.items()) + ")")
     return "; ".join(parts)
+
+
+def _machine_text(results) -> str:
+    m = results.get("machine") or {}
+    if not m:
+        return ""
+    jobs = results.get("jobs") or {}
+    wall = sum(rec.get("measured_s", 0.0) for rec in jobs.values())
+    flags = ", ".join(m.get("flags") or []) or "none of AVX2/AVX-512/AMX"
+    precision = "bf16 matrix instructions" if m.get("bf16_matrix") else "no bf16 matrix instructions; float32"
+    return (f"Machine: {m.get('cores')}-core {m.get('cpu')} (flags: {flags}; {precision}). Wall time of the jobs "
+            f"run: {wall / 60:.0f} min (the Budget section splits it).\n\n")
 
 
 def _header(results, counts) -> str:
@@ -229,7 +246,7 @@ def _header(results, counts) -> str:
             f"ViT-L/14 on LLaVA data. Learning rates: {_lrs_text(results)}. "
             "The paper's numbers come from `lntune/paper/*.yaml`; every verdict below is decided by the rule printed "
             "with it (`lntune/reproduce/verdicts.py`), which is also applied to the paper's own numbers.\n\n"
-            + _sizes(results) +
+            + _sizes(results) + _machine_text(results) +
             "Verdicts: a comparative claim is **reproduced** when the 95% interval of its effect lies on the paper's "
             "side of no difference, **contradicted** when it lies on the other side, and **inconclusive** when it "
             "contains no difference; the interval comes from a two-level bootstrap (training seeds resampled with "
@@ -264,6 +281,7 @@ def _section_table1(results, rows, ev, paper, figs) -> str:
              "each of the paper's backbones:\n", _table(header, table)]
     if "table1" in figs:
         text.append(f"\n![Table 1]({figs['table1']})\n")
+    text.append(_grounding_table(results))
     text.append("\nThe paper's three public baselines (mPLUG-Owl, MiniGPT4, LLaVA-v0) are released 7B checkpoints "
                 "and are not reproduced here. The paper's MM-Vicuna-7B rows, for scale:\n")
     text.append(rows_table([(NAMES[s], r) for s, r in t1["backbones"]["MM-Vicuna-7B"].items()]))
@@ -272,6 +290,41 @@ def _section_table1(results, rows, ev, paper, figs) -> str:
                 "t1_simple_vs_finetune", "t1_mme_cognition", "t1_chat_llm_better"):
         text.append(verdict_block(cid, ev, paper))
     return "\n".join(text)
+
+
+GROUNDED_MARGIN = 5.0
+"""Points by which the lower end of the true-minus-shuffled POPE interval must clear zero for a model to count as
+answering from the image."""
+
+
+def _grounding_table(results) -> str:
+    grounding = results.get("grounding") or {}
+    if not grounding:
+        return ""
+    rows = []
+    for s in TABLE1_STRATEGIES:
+        runs = grounding.get(s)
+        if not runs:
+            continue
+        mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("true", "shuffled", "difference")}
+        per_seed = "; ".join(f"seed {r['seed']}: {r['difference']:+.1f} [{r['interval'][0]:+.1f}, "
+                             f"{r['interval'][1]:+.1f}]" for r in runs)
+        sees = sum(r["interval"][0] > GROUNDED_MARGIN for r in runs)
+        rows.append([NAMES[s], len(runs), f"{mean['true']:.1f}", f"{mean['shuffled']:.1f}",
+                     f"{mean['difference']:+.1f}", per_seed, f"{sees}/{len(runs)}"])
+    n = next(iter(grounding.values()))[0]["n"]
+    blind = [NAMES[s] for s in TABLE1_STRATEGIES if s in grounding and
+             not any(r["interval"][0] > GROUNDED_MARGIN for r in grounding[s])]
+    note = (f"\n{', '.join(blind)}: no seed answers from the image within this budget (the run ends before its "
+            "yes/no decision is learned, or the strategy does not learn it here); its POPE and MME scores are those "
+            "of a model that does not see.\n" if blind else "")
+    return ("\n### Grounding: POPE with true and with shuffled images\n\n"
+            f"Each Table 1 model's first-token yes-vs-no answer to the first {n // 3} questions of each POPE split, "
+            "with each question's own image and with the images shuffled among the questions (`lntune analyze "
+            "grounding`); accuracy in %, the difference with its 95% paired bootstrap interval over questions. A "
+            f"model counts as seeing when the interval's lower end is above +{GROUNDED_MARGIN:.0f} points. Chance "
+            "is 50.\n\n" + _table(["model", "seeds", "true images", "shuffled", "difference (mean)",
+                                      "difference per seed [95% interval]", "seeds that see"], rows) + note)
 
 
 def _section_table2(results, ev, paper, figs) -> str:
@@ -485,10 +538,7 @@ def make_figures(results: dict, out: Path) -> dict:
     written = {}
     ev = our_evidence(results)
     if ev["main"]:
-        t1 = load_table("table1")
-        paper = {b: {s: scores(r) for s, r in bb.items()} for b, bb in t1["backbones"].items()}
-        _normalized_bars({"ours": ev["main"], "paper (mean over 5 backbones)": _mean_normalized(paper)},
-                         TABLE1_STRATEGIES, figs_dir / "table1.png", "score / best strategy's score")
+        _plot_table1(ev, figs_dir / "table1.png")
         written["table1"] = f"{FIGURES}/table1.png"
     if ev["subsets"]:
         _normalized_bars({"ours": ev["subsets"]}, SUBSET_TYPES, figs_dir / "fig2_subsets.png",
@@ -508,16 +558,44 @@ def make_figures(results: dict, out: Path) -> dict:
     return written
 
 
+CHANCE_LINES = {"mme": [(300.0, "chance"), (200.0, "all 'yes'")], "pope": [(50.0, "chance")]}
+"""Reference levels drawn on the Table 1 figure: MME perception of a random and of an all-"yes" answerer on the
+world's four subtasks (two questions per image, scored 200 each), POPE accuracy of a random answerer."""
+
+
+def _plot_table1(ev: dict, png: Path) -> None:
+    """One panel per benchmark: each strategy's mean with its 95% interval, and the chance levels."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    main, draws = ev["main"], ev["resampled"].get("main", {})
+    names = [s for s in TABLE1_STRATEGIES if s in main]
+    fig, axes = plt.subplots(1, len(BENCHMARKS), figsize=(3.0 * len(BENCHMARKS), 3.4))
+    for ax, bench in zip(axes, BENCHMARKS):
+        values = [main[s].get(bench, 0.0) for s in names]
+        low, high = [], []
+        for s, v in zip(names, values):
+            d = np.asarray(draws.get(s, {}).get(bench, []), dtype=float)
+            lo, hi = (np.percentile(d, [2.5, 97.5]) if d.size else (v, v))
+            low.append(max(0.0, v - lo))
+            high.append(max(0.0, hi - v))
+        ax.bar(range(len(names)), values, yerr=[low, high], capsize=3, color=[f"C{i}" for i in range(len(names))])
+        for level, label in CHANCE_LINES.get(bench, []):
+            ax.axhline(level, color="k", ls="--" if label == "chance" else ":", lw=1)
+            ax.text(len(names) - 0.5, level, label, fontsize=6, ha="right", va="bottom")
+        ax.set_xticks(range(len(names)), [NAMES[s] for s in names], rotation=45, ha="right", fontsize=7)
+        ax.set_title(BENCH_LABELS[bench], fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Table 1 in miniature: mean over seeds, 95% interval (seeds and questions resampled)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def _normalize(models: dict) -> dict:
     """Each benchmark divided by the best model's value on it (so the five share one axis)."""
     best = {b: max((m[b] for m in models.values() if b in m), default=0) for b in BENCHMARKS}
     return {n: {b: (m[b] / best[b] if best[b] else 0.0) for b in BENCHMARKS if b in m} for n, m in models.items()}
-
-
-def _mean_normalized(per_backbone: dict) -> dict:
-    normalized = [_normalize(models) for models in per_backbone.values()]
-    names = normalized[0].keys()
-    return {n: {b: sum(x[n][b] for x in normalized) / len(normalized) for b in BENCHMARKS} for n in names}
 
 
 def _normalized_bars(panels: dict, order, png: Path, ylabel: str) -> None:

@@ -47,7 +47,8 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
     if report_only:
         return _report_from_finished(ctx, [job for job in jobs if job.key in done_before], records, report)
     planned = sum(job.cost_s for job in jobs)
-    print(f"lntune reproduce: preset {p.name}, {len(jobs)} jobs, planned {planned / 60:.0f} min on an idle 2-core CPU; "
+    print(f"lntune reproduce: preset {p.name}, {len(jobs)} jobs, planned {planned / 60:.0f} min on an idle 2-core CPU "
+          f"in float32; "
           f"{len(done_before)} already done", file=sys.stderr)
     from tqdm import tqdm
 
@@ -74,6 +75,32 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
 
         write_report(ctx, records)
     return outcome
+
+
+def plan_text(p: ReproducePreset, out) -> str:
+    """The planned jobs (those not already done in `out` marked) and their planned minutes on an idle 2-core CPU."""
+    out = Path(out).resolve()
+    ctx = Context(preset=p, out=out)
+    jobs = plan(p, out)
+    lines = [f"lntune reproduce --preset {p.name}: {len(jobs)} jobs; experiments: {', '.join(p.only)}; "
+             f"Table 1: {', '.join(p.strategies)} x seeds {', '.join(map(str, p.seeds))}"]
+    left = 0.0
+    for job in jobs:
+        done = out.is_dir() and _done_quietly(job, ctx)
+        left += 0 if done else job.cost_s
+        lines.append(f"  {job.cost_s / 60:6.1f} min  {'done ' if done else ''}{job.label}")
+    total = sum(job.cost_s for job in jobs)
+    lines.append(f"planned: {total / 60:.0f} min on an idle 2-core x86 CPU in float32 ({left / 60:.0f} min left)")
+    return "\n".join(lines)
+
+
+def _done_quietly(job, ctx) -> bool:
+    from lntune.errors import LntuneError
+
+    try:
+        return job.done(ctx)
+    except LntuneError:
+        return False
 
 
 def _report_from_finished(ctx: Context, finished, records: dict, report: bool) -> dict:

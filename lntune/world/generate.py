@@ -9,7 +9,7 @@ to DIR/images/; see docs/world.md):
     world.json                       ground truth: every image's split, pool, objects; statistics
     images/*.png                     train_*.png for training, <benchmark>_*.png for evaluation
     pretrain.json                    stage-1 caption pairs (LLaVA pretrain format)
-    instruct/{conversation,detail,complex_reasoning,vqa,mixed}.json   LLaVA-Instruct format
+    instruct/{conversation,detail,complex_reasoning,vqa,mixed,paper_mix}.json   LLaVA-Instruct format
     eval/pope/coco_pope_{random,popular,adversarial}.json
     eval/mme/{existence,count,position,color}/*.png + *.txt
     eval/vqav2/{questions,annotations}.json
@@ -36,11 +36,16 @@ from lntune.world.render import render_scene
 from lntune.world.scenes import (BACKGROUNDS, CATEGORIES, COLORS, SIZES, THEMES, Scene, by_frequency,
                                  category_statistics, position_names, sample_scene)
 
-WORLD_VERSION = 5
+WORLD_VERSION = 6
 """Bump whenever the generated files change for the same preset and seed (cache keys include it)."""
 
 WORLD_INSTRUCT_TYPES = INSTRUCT_TYPES + ("vqa",)
 """The paper's three LLaVA-Instruct types, plus short-answer VQA (as in LLaVA-1.5's mix)."""
+
+PAPER_MIX_TYPES = ("conversation", "complex_reasoning")
+"""instruct/paper_mix.json: the paper's stage-2 data in miniature. LLaVA-Instruct-80K, which the paper trains on,
+holds conversation and complex-reasoning samples in equal numbers (40K each, subsampled from LLaVA-Instruct-150K);
+the world's mix takes every sample of both files."""
 
 
 def _rng(seed: int, *names: str) -> random.Random:
@@ -156,7 +161,9 @@ def _write_all(out: Path, p: WorldPreset, seed: int, progress: bool):
         rng = _rng(seed, "instruct", kind)
         scenes = _cycle_sample(train, p.vqa_samples if kind == "vqa" else p.instruct_per_type, rng)
         if kind == "conversation":
-            samples = [instruct.conversation_sample(f"{prefix}-{k:06d}", s, rng, grid) for k, s in enumerate(scenes)]
+            answers = instruct.AlternatingAnswers()
+            samples = [instruct.conversation_sample(f"{prefix}-{k:06d}", s, rng, grid, answers)
+                       for k, s in enumerate(scenes)]
         elif kind == "vqa":
             answers = instruct.AlternatingAnswers()
             samples = [instruct.vqa_sample(f"{prefix}-{k:06d}", s, rng, grid, answers) for k, s in enumerate(scenes)]
@@ -169,6 +176,9 @@ def _write_all(out: Path, p: WorldPreset, seed: int, progress: bool):
     mixed = [s for kind in WORLD_INSTRUCT_TYPES for s in typed[kind]]
     _rng(seed, "instruct", "mixed").shuffle(mixed)
     _write_json(out / "instruct" / "mixed.json", mixed)
+    paper_mix = [s for kind in PAPER_MIX_TYPES for s in typed[kind]]
+    _rng(seed, "instruct", "paper_mix").shuffle(paper_mix)
+    _write_json(out / "instruct" / "paper_mix.json", paper_mix)
 
     for split in benchmarks.POPE_SPLITS:
         rows = benchmarks.pope_questions(pools["pope"], split, statistics, _rng(seed, "pope", split))

@@ -1,9 +1,9 @@
 """Training text about a scene, in LLaVA's formats: stage-1 caption pairs and the paper's three instruct types.
 
 - `pretrain_sample`: one instruction + one caption (LLaVA's pretrain format).
-- `conversation_sample`: 2-4 question/answer turns. The answers come in the styles the benchmarks ask for:
-  full sentences, single words or phrases (after "Answer the question using a single word or phrase."),
-  "Yes"/"No" (after "Please answer yes or no."), and short or long captions.
+- `conversation_sample`: 2-4 short grounded question/answer turns (existence with "Yes, ..." and "No, there is no
+  ..." answers in equal numbers, colour, position, count), each answered in one sentence, as LLaVA-Instruct's
+  conversations are.
 - `detail_sample`: one long description.
 - `complex_sample`: questions that need several objects at once (compare, count by colour, remove one,
   guess the place), answered with the reasoning.
@@ -231,30 +231,6 @@ def ask(scene: Scene, rng: random.Random, kind: str, grid: int):
     return fn(scene, rng, grid) if kind == "what_at" else fn(scene, rng)
 
 
-def styled_pair(scene: Scene, rng: random.Random, grid: int):
-    """(topic, question, answer): one question in a random answer style, captions included. Two questions
-    with the same topic ask the same thing in different styles."""
-    r = rng.random()
-    if r < 0.12:
-        return "caption", rng.choice(BRIEF_CAPTION_PROMPTS), L.coco_caption(scene, rng)
-    if r < 0.17:
-        return "long caption", rng.choice(LONG_CAPTION_PROMPTS), L.flickr_caption(scene, rng)
-    kinds = list(QUESTIONS)
-    while True:
-        kind = rng.choices(kinds, weights=[QUESTIONS[k][1] for k in kinds])[0]
-        got = ask(scene, rng, kind, grid)
-        if got is not None:
-            break
-    q, full, short, yes_no = got
-    style = rng.random()
-    topic = full  # one fact, however it is asked
-    if yes_no and style < 0.25:
-        return topic, q + rng.choice(YESNO_SUFFIXES), short
-    if style < 0.55:
-        return topic, q + rng.choice(SHORT_SUFFIXES), short
-    return topic, q, full
-
-
 VQA_EXISTENCE = 0.55
 """Share of short-answer samples that ask whether an object is there, plainly ("Is there a kite in the image?"),
 answered "Yes" or "No" (alternately); as VQAv2's most common question type."""
@@ -333,14 +309,41 @@ def pretrain_sample(sample_id: str, scene: Scene, rng: random.Random) -> dict:
             "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": caption}]}
 
 
-def conversation_sample(sample_id: str, scene: Scene, rng: random.Random, grid: int) -> dict:
+CONVERSATION_KINDS = {"existence": 0.4, "colour": 0.2, "position": 0.2, "count": 0.2}
+"""What a conversation turn asks and how often, as in LLaVA-Instruct's conversations: whether an object is there
+(POPE's kind of question; answered "Yes, ..." or "No, there is no ... in the image.", alternating per file), an
+object's colour, where it is, and how many there are. Answers are short full sentences."""
+
+
+def conversation_turn(scene: Scene, rng: random.Random, grid: int, kind: str,
+                      answers: AlternatingAnswers | None = None):
+    """(question, answer) of one grounded conversation turn of `kind`, or None where it does not apply."""
+    answers = answers or (lambda k: rng.random() < 0.5)
+    if kind == "existence":
+        q, full, _, _ = q_exists(scene, rng, present=answers("existence"))
+        return q, full
+    if kind == "colour":
+        got = q_color(scene, rng)
+    elif kind == "position":
+        got = q_where(scene, rng) if rng.random() < 0.7 else q_what_at(scene, rng, grid)
+    else:
+        got = q_count(scene, rng)
+    return None if got is None else (got[0], got[1])
+
+
+def conversation_sample(sample_id: str, scene: Scene, rng: random.Random, grid: int,
+                        answers: AlternatingAnswers | None = None) -> dict:
+    """2-4 turns of short grounded questions about the image (CONVERSATION_KINDS), each answered in one sentence;
+    `answers` (shared by the samples of one file) alternates the existence questions' yes and no."""
     n_turns = rng.choice([2, 3, 3, 4])
+    kinds = list(CONVERSATION_KINDS)
     pairs, asked = [], set()
     for _ in range(4 * n_turns):
-        topic, q, a = styled_pair(scene, rng, grid)
-        if topic not in asked:
-            asked.add(topic)
-            pairs.append((q, a))
+        kind = rng.choices(kinds, weights=list(CONVERSATION_KINDS.values()))[0]
+        got = conversation_turn(scene, rng, grid, kind, answers)
+        if got is not None and got[0] not in asked:
+            asked.add(got[0])
+            pairs.append(got)
         if len(pairs) == n_turns:
             break
     return _sample(sample_id, scene, pairs)
