@@ -72,7 +72,8 @@ class ReproducePreset:
     seeds: tuple[int, ...] = (0,)  # train seeds of the Table 1 strategies (the first also for everything else)
     model: list[str] = field(default_factory=list)  # model overrides (the smoke test's tiny random models)
     model_classification: list[str] = field(default_factory=list)  # the same for the Table 5 tower
-    seconds_per_sample: float = 0.16  # SmolLM2 training, layernorm, idle 2 cores (STEP_COST scales it per strategy)
+    seconds_per_sample: float = 0.30  # SmolLM2 training, layernorm, paper_mix (87 tokens a sample), idle 2 cores,
+    # float32 (STEP_COST scales it per strategy)
     seconds_per_load: float = 3.0  # building/loading a model for a run or an evaluation
     tower_seconds: float = 60.0  # training one world vision tower when not cached
     bench_seconds: float = 125.0
