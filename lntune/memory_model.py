@@ -128,6 +128,8 @@ class Trained:
     head: bool = False  # the output head trains
     projector: bool = False  # the connector trains
     norms: bool = False  # some decoder norm trains
+    buffer_bytes: int = 0  # the model's buffers (rotary frequencies, position ids), counted with the weights
+    trainable_tensors: int = 0  # AdamW keeps a 4-byte step count per trained tensor
 
     @classmethod
     def of(cls, model, lora_dropout: float = 0.0) -> "Trained":
@@ -149,10 +151,12 @@ class Trained:
             if kind:
                 linears.add(kind)
         head = model.get_output_embeddings()
+        buffers = {id(b): b.numel() * b.element_size() for b in model.buffers()}
         return cls(total - trainable, trainable, frozenset(linears), rank, lora_dropout if rank else 0.0,
                    head is not None and head.weight.requires_grad,
                    any("multi_modal_projector." in n for n in names),
-                   any(".layers." in n and "norm" in n for n in names))
+                   any(".layers." in n and "norm" in n for n in names), sum(buffers.values()),
+                   len({id(p) for p in model.parameters() if p.requires_grad}))
 
 
 @dataclass
@@ -207,14 +211,15 @@ def predict(shapes: Shapes, trained: Trained, setup: Setup) -> Prediction:
 
     # static state
     if deepspeed:
-        weights = (trained.frozen + trained.trainable) * w16 / (world if stage >= 3 else 1)
+        weights = (trained.frozen + trained.trainable) * w16 / (world if stage >= 3 else 1) + trained.buffer_bytes
         gradients = trained.trainable * w16 / (world if stage >= 2 else 1)
         optimizer = trained.trainable * (4 + 4 * OPTIMIZER_STATES[setup.optimizer]) / (world if stage >= 1 else 1)
         step_copy = trained.trainable * 4 / (world if stage >= 1 else 1)  # the fp32 gradient partition at the step
     else:
-        weights = trained.frozen * w16 + trained.trainable * 4
+        weights = trained.frozen * w16 + trained.trainable * 4 + trained.buffer_bytes
         gradients = trained.trainable * 4
-        optimizer = trained.trainable * 4 * OPTIMIZER_STATES[setup.optimizer]
+        states = OPTIMIZER_STATES[setup.optimizer]
+        optimizer = (trained.trainable * states + (trained.trainable_tensors if states else 0)) * 4
         step_copy = 0
 
     # activations: blocks, then what is outside them
@@ -276,8 +281,11 @@ def predict_for_trainer(trainer, batch: dict) -> dict:
                   compute_dtype="bfloat16" if t.mixed_precision == "bf16" else "float16" if t.mixed_precision == "fp16" else None,
                   gradient_checkpointing=t.gradient_checkpointing,
                   padding=bool((batch["attention_mask"] == 0).any()))
-    prediction = predict_model(trainer.model, setup, t.lora.dropout if trainer.spec.name == "lora" else 0.0)
-    return {"predicted_bytes": prediction.peak, "predicted": prediction.to_dict(), "setup": asdict(setup)}
+    shapes = Shapes.of(trainer.model.config)
+    trained = Trained.of(trainer.model, t.lora.dropout if trainer.spec.name == "lora" else 0.0)
+    prediction = predict(shapes, trained, setup)
+    return {"predicted_bytes": prediction.peak, "predicted": prediction.to_dict(), "setup": asdict(setup),
+            "shapes": asdict(shapes), "trained": {**asdict(trained), "linears": sorted(trained.linears)}}
 
 
 # The paper's Table 2 setting as far as it states it (DeepSpeed, gradient checkpointing, one 80 GB A100),
