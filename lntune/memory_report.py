@@ -68,8 +68,11 @@ def format_memory(label: str, setup, predictions: dict, lora_r: int) -> str:
              f"{'strategy':<18}{'weights':>9}{'grads':>8}{'optim':>8}{'activ':>8}{'work':>8}{'peak':>8}  peak at"]
     for name, p in predictions.items():
         label_ = f"lora (r={lora_r})" if name == "lora" else name
-        parts = (p.weights, p.gradients, p.optimizer, p.activations, p.working + p.early_gradients, p.peak)
+        step = p.moment == "optimizer step"
+        parts = (p.weights, p.gradients, p.optimizer, p.activations, p.working + (0 if step else p.early_gradients), p.peak)
         lines.append(f"{label_:<18}" + "".join(f"{v / GB:>{w}.1f}" for v, w in zip(parts, (9, 8, 8, 8, 8, 8)))
                      + f"  {p.moment}")
-    lines += ["", "Not counted: the CUDA context, allocator caching and fragmentation, communication buffers."]
+    lines += ["", "peak = weights + optim + activ + work at the end of the forward or start of the backward pass; "
+              "weights + optim + grads + work at the optimizer step.",
+              "Not counted: the CUDA context, allocator caching and fragmentation, communication buffers."]
     return "\n".join(lines)
