@@ -3,7 +3,7 @@ activations autograd keeps, the loss's working set, gradient checkpointing and Z
 
     lntune params --preset llava-llama2-7b --lora-r 64 --memory            # the paper's Table 2 setting
     from lntune.memory_model import Setup, predict_model, paper_table2_gb
-    paper_table2_gb("llava-llama2-7b")          # {"finetune": 141.2, "lora": ..., ...} in GB (1e9 bytes)
+    paper_table2_gb("llava-llama2-7b")          # {strategy: predicted peak GB (1e9 bytes)}, Table 2's rows
 
 The activation term lists the tensors autograd saves in a Llama decoder block as lntune runs it (fused
 RMSNorm, scaled-dot-product attention, SwiGLU), per token:
