@@ -41,9 +41,9 @@ class _DroppedLinear(torch.autograd.Function):
     def forward(ctx, x, weight, p, dtype):
         keep = None
         dropped = x
-        if p > 0:
-            noise = torch.empty_like(x).bernoulli_(1 - p)  # F.dropout's own draw on a CPU
-            keep = noise.bool()
+        if p > 0:  # in fp32 at least, as peft's dropout runs on its fp32 cast of a 16-bit x
+            noise = torch.empty(x.shape, dtype=_at_least_fp32(x.dtype), device=x.device).bernoulli_(1 - p)
+            keep = noise.bool()  # F.dropout's own draw on a CPU
             dropped = x * noise.div_(1 - p)
         out = F.linear(dropped.to(dtype), weight.to(dtype))
         ctx.save_for_backward(x, weight, keep)
@@ -54,7 +54,7 @@ class _DroppedLinear(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, weight, keep = ctx.saved_tensors
         dtype, p = ctx.dtype, ctx.p
-        scale = None if keep is None else keep.to(x.dtype).div_(1 - p)
+        scale = None if keep is None else keep.to(_at_least_fp32(x.dtype)).div_(1 - p)
         grad_out = grad_out.to(dtype)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
@@ -65,6 +65,10 @@ class _DroppedLinear(torch.autograd.Function):
             flat = dropped.reshape(-1, dropped.shape[-1]).to(dtype)
             grad_weight = (grad_out.reshape(-1, grad_out.shape[-1]).t() @ flat).to(weight.dtype)
         return grad_x, grad_weight, None, None
+
+
+def _at_least_fp32(dtype):
+    return torch.promote_types(dtype, torch.float32)
 
 
 def lean_lora_inputs(model) -> int:

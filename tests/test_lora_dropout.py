@@ -35,7 +35,8 @@ def _run(model, x, seed=1):
     x = x.detach().requires_grad_(True)
     out = model(x)
     out.backward()
-    return out.detach(), x.grad, {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    params = model.named_parameters() if isinstance(model, nn.Module) else ()
+    return out.detach(), x.grad, {n: p.grad for n, p in params if p.grad is not None}
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
@@ -77,3 +78,33 @@ def test_the_shared_input_is_kept_once_with_a_byte_mask_per_module():
     assert _saved_bytes(peft_model, x) == rest + 3 * (4 * n + 4 * n)
     # lean: x once (shared by q, k and v; it is the caller's tensor) and a one-byte kept-mask per module
     assert _saved_bytes(lean, x) == rest + 4 * n + 3 * n
+
+
+def test_bf16_model_under_autocast_matches_peft_and_keeps_x_in_bf16():
+    peft_model, lean = _pair(0.1)
+    for model in (peft_model, lean):  # a bf16 model with fp32 adapters, as apply_strategy leaves it
+        for name, param in model.named_parameters():
+            param.data = param.data.float() if "lora_" in name else param.data.to(torch.bfloat16)
+            param.requires_grad_("lora_" in name)
+    x = torch.randn(3, 5, 16, dtype=torch.bfloat16)
+    with torch.autocast("cpu", torch.bfloat16):
+        (out_a, gx_a, g_a), (out_b, gx_b, g_b) = _run(peft_model, x), _run(lean, x)
+        n = 3 * 5 * 16
+        x.requires_grad_(True)
+        peft_kept, lean_kept = _saved_bytes(peft_model, x), _saved_bytes(lean, x)
+    assert torch.equal(out_a, out_b) and torch.equal(gx_a, gx_b)
+    assert all(torch.equal(g_a[k], g_b[k]) for k in g_a)
+    # peft, per module: fp32 dropout noise, the bf16 cast of the dropped fp32 copy and of A (4 x 16);
+    # lean: bf16 x once and 3 masks (A is kept as the parameter itself)
+    assert peft_kept - lean_kept == 3 * (4 * n + 2 * n + 2 * 4 * 16) - (2 * n + 3 * n)
+
+
+def test_gradient_checkpointing_redraws_the_same_masks():
+    from torch.utils.checkpoint import checkpoint
+
+    _, lean = _pair(0.1)
+    x = torch.randn(3, 5, 16)
+    plain = _run(lean, x, seed=2)
+    lean.zero_grad(set_to_none=True)
+    checkpointed = _run(lambda t: checkpoint(lean, t, use_reentrant=False), x, seed=2)
+    assert torch.equal(plain[0], checkpointed[0]) and torch.equal(plain[1], checkpointed[1])
