@@ -130,10 +130,13 @@ class Trained:
     norms: bool = False  # some decoder norm trains
     buffer_bytes: int = 0  # the model's buffers (rotary frequencies, position ids), counted with the weights
     trainable_tensors: int = 0  # AdamW keeps a 4-byte step count per trained tensor
+    trained_linear: int = 0  # trained values in linear layers' weights: autocast keeps a 16-bit copy of each
 
     @classmethod
     def of(cls, model, lora_dropout: float = 0.0) -> "Trained":
         """Read from a model (real or on the meta device) whose strategy is applied."""
+        from torch import nn
+
         from lntune.accounting import count, requires_grad_names
 
         names = requires_grad_names(model)
@@ -152,11 +155,13 @@ class Trained:
                 linears.add(kind)
         head = model.get_output_embeddings()
         buffers = {id(b): b.numel() * b.element_size() for b in model.buffers()}
+        linear = {id(m.weight): m.weight.numel() for m in model.modules()
+                  if isinstance(m, nn.Linear) and m.weight.requires_grad}
         return cls(total - trainable, trainable, frozenset(linears), rank, lora_dropout if rank else 0.0,
                    head is not None and head.weight.requires_grad,
                    any("multi_modal_projector." in n for n in names),
                    any(".layers." in n and "norm" in n for n in names), sum(buffers.values()),
-                   len({id(p) for p in model.parameters() if p.requires_grad}))
+                   len({id(p) for p in model.parameters() if p.requires_grad}), sum(linear.values()))
 
 
 @dataclass
@@ -168,7 +173,8 @@ class Prediction:
     optimizer: int
     activations: int  # saved for the backward pass at the end of the forward pass
     working: int  # temporaries at the peak moment (loss chunks, a block's gradients, the step's fp32 copy)
-    early_gradients: int  # gradients that exist during the forward pass (lntune's trained head)
+    early_gradients: int  # what exists only from forward to backward besides activations: gradients lntune's loss
+    # makes early (a trained head's), autocast's 16-bit copies of fp32 trained weights
     peak: int
     moment: str
     details: dict = field(default_factory=dict)
@@ -234,6 +240,8 @@ def predict(shapes: Shapes, trained: Trained, setup: Setup) -> Prediction:
         rows = setup.image_count * s.vision_patches
         outside += rows * s.vision_hidden * a + (2 * rows * s.hidden * a if s.projector == "mlp2x_gelu" else 0)
     loss_saved, loss_working, early = _loss(s, trained, setup)
+    if setup.compute_dtype and DTYPE_BYTES[setup.compute_dtype] < 4 and not deepspeed:
+        early += trained.trained_linear * a  # autocast's cached 16-bit copies of fp32 trained weights
     activations = (blocks_saved + outside + loss_saved) if needs_grad else 0
     block_grads = t * (3 * s.intermediate + s.hidden) * a  # a SwiGLU block's gradient temporaries
 

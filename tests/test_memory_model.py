@@ -87,6 +87,16 @@ def test_deepspeed_and_zero_partitioning_are_exact_arithmetic():
     assert sgd.optimizer == 0
 
 
+def test_autocast_copies_of_fp32_trained_linears_count_until_the_backward_pass():
+    shapes = Shapes.of(random_config("tiny"))
+    setup = Setup(batch_size=1, seq_len=4, supervised=2, weight_dtype="bfloat16", compute_dtype="bfloat16")
+    plain = predict(shapes, Trained(frozen=1000, trainable=200), setup)
+    cast = predict(shapes, Trained(frozen=1000, trainable=200, trained_linear=150), setup)
+    assert cast.early_gradients - plain.early_gradients == 2 * 150
+    deepspeed = dict(framework="deepspeed")  # its weights are 16-bit already: nothing to cast
+    assert predict(shapes, Trained(frozen=1000, trainable=200, trained_linear=150), Setup(**{**setup.__dict__, **deepspeed})).early_gradients == 0
+
+
 def test_a_block_keeps_what_the_model_lists():
     shapes = Shapes.of(random_config("tiny"))  # hidden 32, intermediate 64, 4 heads of 8, 2 key/value heads
     setup = Setup(batch_size=1, seq_len=10, supervised=2, padding=False)
