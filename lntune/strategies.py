@@ -176,9 +176,13 @@ def inject_lora(model, options: LoraOptions):
     targets = decoder_linear_modules(model)
     if not targets:
         raise LntuneError("LoRA: no linear layers found inside the LLM's decoder blocks")
+    from lntune.lora_dropout import lean_lora_inputs
+
     config = LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
                         target_modules=targets, bias="none")
-    return inject_adapter_in_model(config, model)
+    model = inject_adapter_in_model(config, model)
+    lean_lora_inputs(model)  # each adapted input kept once, not as dropout's copies (lntune/lora_dropout.py)
+    return model
 
 
 def apply_strategy(model, spec: StrategySpec, master_dtype=None) -> set[str]:

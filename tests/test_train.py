@@ -212,3 +212,28 @@ def test_projector_lr_sets_the_connector_step_and_nothing_else(inputs, tmp_path)
 def test_projector_lr_must_be_positive(inputs, tmp_path):
     with pytest.raises(LntuneError, match="train.projector_lr"):
         _config(inputs, tmp_path, projector_lr=0.0)
+
+
+def test_gradient_checkpointing_takes_effect_on_loaded_models(inputs, tmp_path):
+    """from_pretrained parts arrive in eval mode, where HF skips checkpointing: the Trainer switches them to
+    training mode (the frozen vision tower stays in eval mode) and a block then keeps only its input."""
+    from lntune.train.loop import Trainer
+
+    kept = {}
+    for checkpointing in (False, True):
+        trainer = Trainer(_config(inputs, tmp_path / str(checkpointing), strategy="layernorm",
+                                  gradient_checkpointing=checkpointing)).start().build_model()
+        language_model = trainer.model.model.language_model
+        assert language_model.training and not trainer.model.model.vision_tower.training
+        trainer.load_data().prepare()
+        batch = next(iter(trainer.loader(trainer.epoch_plan(0)[:1], epoch=0)))
+        sizes = {}
+
+        def pack(t, sizes=sizes):
+            sizes[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            trainer.wrapper(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["pixel_values"], 1.0)
+        kept[checkpointing] = sum(sizes.values())
+    assert kept[True] < kept[False]

@@ -28,6 +28,7 @@ def run_lntune_row(job: dict) -> dict:
     from lntune.train.loop import Trainer
 
     recipe, steps, variant = job["recipe"], job["warmup"] + job["steps"], job.get("variant")
+    profiled = 1 if job.get("tensor_memory") else 0  # one more, untimed step under the memory profiler
     config = run_config(recipe, job["strategy"], compile_layers=variant == "compile")
     trainer = Trainer(config).start()
     started = time.perf_counter()
@@ -37,12 +38,12 @@ def run_lntune_row(job: dict) -> dict:
     groups = strategy_weight_groups(trainer.model.config, trainer.spec)
     if recipe["kind"] == "files":
         trainer.load_data()
-        batches = iter(trainer.loader(full_batches(trainer.dataset, config, steps), epoch=0))
+        batches = iter(trainer.loader(full_batches(trainer.dataset, config, steps + profiled), epoch=0))
     else:
-        batches = synthetic_batches(recipe, steps)
+        batches = synthetic_batches(recipe, steps + profiled)
     device = trainer.accelerator.device
     if variant == "feature-cache":
-        batches = _with_cached_features(trainer.model, batches, steps, device)
+        batches = _with_cached_features(trainer.model, batches, steps + profiled, device)
     trainer.prepare(total_steps=steps)
     peak = PeakMemory(device.type)
     peak.reset()
@@ -52,9 +53,21 @@ def run_lntune_row(job: dict) -> dict:
         counts.append(batch_counts(group[0]))
         losses.append(trainer.step(group).loss)
         ends.append(stamp(device.type))
-    return summarize(job, ends, counts, groups, image_tokens, vision_tokens, peak, trainer.model,
-                     {"build_s": build_s, "loss_first": losses[0], "loss_last": losses[-1], "device": str(device),
-                      "threads": torch.get_num_threads()})
+    extra = {"build_s": build_s, "loss_first": losses[0], "loss_last": losses[-1], "device": str(device),
+             "threads": torch.get_num_threads()}
+    if profiled:
+        extra["tensor_memory"] = _profiled_step(trainer, next(batches), device.type)
+    return summarize(job, ends, counts, groups, image_tokens, vision_tokens, peak, trainer.model, extra)
+
+
+def _profiled_step(trainer, batch: dict, device: str) -> dict:
+    """One more step under the memory profiler (lntune/bench/tensor_memory.py): its tensor peak, the batch's
+    shape, and lntune/memory_model.py's prediction for that shape."""
+    from lntune.bench.tensor_memory import tensor_peak
+    from lntune.memory_model import predict_for_trainer
+
+    measured = tensor_peak(lambda: trainer.step([batch]), trainer.model, trainer.optimizer, device)
+    return {**measured, **predict_for_trainer(trainer, batch)}
 
 
 def _with_cached_features(model, batches, steps: int, device):

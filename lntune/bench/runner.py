@@ -48,7 +48,8 @@ DEFAULT_VARIANTS = ("feature-cache",)  # the compile row pays a one-time compile
 VARIANT_STRATEGY = "layernorm-simple"
 
 
-def plan_jobs(recipe: dict, strategies, baselines, variants, steps: int, warmup: int, threads: int | None) -> list[dict]:
+def plan_jobs(recipe: dict, strategies, baselines, variants, steps: int, warmup: int, threads: int | None,
+              tensor_memory: bool = False) -> list[dict]:
     """One job per row: lntune x strategies, hf-peft x baselines, then the variant rows (of layernorm-simple)."""
     from lntune.strategies import STRATEGIES
 
@@ -62,7 +63,7 @@ def plan_jobs(recipe: dict, strategies, baselines, variants, steps: int, warmup:
         raise LntuneError(f"--baselines {unsupported[0]}: no HF Trainer + peft baseline for it; "
                           f"baselines exist for {', '.join(BASELINE_STRATEGIES)}")
     common = {"recipe": recipe, "steps": steps, "warmup": warmup, "threads": threads}
-    jobs = [{**common, "impl": "lntune", "strategy": s, "variant": ""} for s in strategies]
+    jobs = [{**common, "impl": "lntune", "strategy": s, "variant": "", "tensor_memory": tensor_memory} for s in strategies]
     jobs += [{**common, "impl": "hf-peft", "strategy": s, "variant": ""} for s in baselines]
     for variant in variants:
         if variant not in VARIANTS:
@@ -77,14 +78,16 @@ def row_key(row: dict) -> tuple:
 
 def run_bench(preset: str = "embedded", strategies=None, baselines=DEFAULT_BASELINES,
               steps: int = 2, warmup: int = 1, rounds: int = 2, feature_cache: bool = True, compile_variant: bool = False,
-              random_init: bool = False,
+              random_init: bool = False, tensor_memory: bool = False,
               batch_size: int | None = None, threads: int | None = None, workdir=None, timeout_s: float = 1800,
               progress: bool = True, isolate: bool = True) -> dict:
     """Run every row in its own process and return the result dict (see `lntune bench --json`).
     `feature_cache` / `compile_variant` add the layernorm-simple rows "feature-cache" / "compile".
     `strategies=None` takes `default_strategies(preset)`. A row that runs out of GPU memory is reported as
     {"oom": true} (Table 2's "OOM") instead of stopping the run.
-    `isolate=False` runs the rows in this process instead (quick checks; peak memories then overlap)."""
+    `isolate=False` runs the rows in this process instead (quick checks; peak memories then overlap).
+    `tensor_memory` adds one untimed step per lntune row under the memory profiler: its tensor peak beside
+    lntune/memory_model.py's prediction (lntune/bench/tensor_memory.py)."""
     from lntune.bench.presets import recipe as make_recipe
     from lntune.paths import lntune_home
 
@@ -96,7 +99,7 @@ def run_bench(preset: str = "embedded", strategies=None, baselines=DEFAULT_BASEL
     variants = [v for v, wanted in zip(VARIANTS, (feature_cache, compile_variant)) if wanted]
     strategies = default_strategies(preset) if strategies is None else strategies
     threads, threads_note = choose_threads(threads, recipe["device"], load_before)
-    jobs = plan_jobs(recipe, list(strategies), list(baselines), variants, steps, warmup, threads)
+    jobs = plan_jobs(recipe, list(strategies), list(baselines), variants, steps, warmup, threads, tensor_memory)
     order = [job for r in range(rounds) for job in (jobs if r % 2 == 0 else jobs[::-1])]
     per_row: dict[tuple, list[dict]] = {}
     from tqdm import tqdm
@@ -198,6 +201,7 @@ def merge_rounds(runs: list[dict]) -> dict:
         "peak_mem_by_round": [r["peak_mem_mb"] for r in runs], "peak_mem_scope": first["peak_mem_scope"],
         "matmul_gflops_by_round": [r["matmul"]["gflops"] for r in runs], "build_s": statistics.median(r["build_s"] for r in runs),
         "threads": first["threads"], "weights": first["weights"],
+        **({"tensor_memory": [r["tensor_memory"] for r in runs]} if "tensor_memory" in first else {}),
     }
 
 
@@ -280,11 +284,25 @@ def format_table(result: dict) -> str:
         lines.append(f"{r['impl']:<8}{r['strategy']:<18}{r['variant'] or '-':<15}{r['step_time_s']:>8.3f}{r['cpu_step_time_s']:>8.3f}"
                      f"{r['tokens_per_s']:>9.0f}{r['peak_mem_mb']:>9.0f}{r['trainable']:>13,}"
                      f"{r['flop_floor'] / 1e9:>10.1f}{100 * r['matmul_fraction']:>8.0f}%")
+    lines += _tensor_memory_lines(result["rows"])
     lines += ["", f"{'ratios':<44}{'wall clock':>12}{'CPU time':>12}"]
     for name, value in result["ratios"].items():
         cells = [_number(value), _number(result["ratios_cpu_clock"][name])]
         lines.append(f"  {name:<42}{cells[0]:>12}{cells[1]:>12}")
     return "\n".join(lines)
+
+
+def _tensor_memory_lines(rows: list[dict]) -> list[str]:
+    """Per profiled step: measured tensor peak, lntune/memory_model.py's prediction, their ratio."""
+    lines = []
+    for r in rows:
+        for m in r.get("tensor_memory", []):
+            if not lines:
+                lines = ["", f"{'tensor memory of one step':<34}{'batch':>10}{'measured MB':>13}{'predicted MB':>14}{'pred/meas':>11}"]
+            lines.append(f"  {r['impl'] + ' ' + r['strategy']:<32}{m['setup']['batch_size']:>5} x{m['setup']['seq_len']:>4}"
+                         f"{m['peak_bytes'] / 2**20:>13.0f}{m['predicted_bytes'] / 2**20:>14.0f}"
+                         f"{m['predicted_bytes'] / m['peak_bytes']:>11.3f}")
+    return lines
 
 
 def _number(value) -> str:

@@ -31,6 +31,8 @@ def register(subparsers):
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per row (default: torch's choice, or 1 "
                                                                      "when the load average already exceeds the core count)")
+    parser.add_argument("--tensor-memory", action="store_true", help="one more step per lntune row under the memory "
+                        "profiler: its peak tensor memory beside the memory model's prediction (docs/benchmarks.md)")
     parser.add_argument("--out", default="runs/bench", help="where bench.json and bench.png go (default runs/bench)")
     parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     parser.set_defaults(func=run)
@@ -53,7 +55,8 @@ def run(args) -> int:
     result = public_json(run_bench(args.preset, strategies, baselines, steps=args.steps, warmup=args.warmup,
                                    rounds=args.rounds, feature_cache="feature-cache" in variants,
                                    compile_variant="compile" in variants,
-                                   random_init=args.random_init, batch_size=args.batch_size, threads=args.threads))
+                                   random_init=args.random_init, tensor_memory=args.tensor_memory,
+                                   batch_size=args.batch_size, threads=args.threads))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2))

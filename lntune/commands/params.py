@@ -2,6 +2,10 @@
 
     lntune params --preset llava-llama2-7b --lora-r 64      # the paper's Table 2 #param column (seconds, no weights)
     lntune params --model runs/stage1 --json
+    lntune params --preset llava-llama2-7b --lora-r 64 --memory   # predicted peak training memory (Table 2's setting)
+
+--memory predicts each strategy's peak training memory from shapes (lntune/memory_model.py): for a preset,
+in the paper's Table 2 setting unless options change it; for --model, lntune's own (fp32, no checkpointing).
 """
 
 import json
@@ -16,6 +20,24 @@ def register(subparsers):
     parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2·r; does not change counts)")
     parser.add_argument("--include-final-norm", action="store_true", help="also count the LLM's final norm as trainable")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    memory = parser.add_argument_group("training memory (--memory)")
+    memory.add_argument("--memory", action="store_true", help="predict each strategy's peak training memory instead")
+    memory.add_argument("--batch-size", type=int, default=None, help="samples per micro-batch (preset default 4)")
+    memory.add_argument("--seq-len", type=int, default=None, help="padded tokens per sample, image tokens included "
+                                                                  "(preset default 657: BOS + 256 image + 400 text)")
+    memory.add_argument("--supervised", type=int, default=None, help="supervised tokens per sample (default 200, "
+                                                                     "at most --seq-len)")
+    memory.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
+                        help="frozen weights' dtype (preset default bfloat16, else float32)")
+    memory.add_argument("--gradient-checkpointing", choices=("on", "off"), default=None,
+                        help="per decoder block (preset default on)")
+    memory.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    memory.add_argument("--framework", choices=("lntune", "deepspeed"), default=None,
+                        help="who holds master weights and optimizer states (preset default deepspeed)")
+    memory.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=2, help="DeepSpeed ZeRO stage (default 2)")
+    memory.add_argument("--world-size", type=int, default=1, help="processes ZeRO partitions over (default 1)")
+    memory.add_argument("--loss", choices=("lntune", "full-logits"), default=None,
+                        help="lntune's head on supervised rows, or the full logits of HF/LLaVA (preset default)")
     parser.set_defaults(func=run)
 
 
@@ -24,6 +46,10 @@ def run(args) -> int:
     from lntune.strategies import LoraOptions
 
     lora = LoraOptions(r=args.lora_r, alpha=args.lora_alpha or 2 * args.lora_r)
+    if args.memory:
+        from lntune.memory_report import run_memory
+
+        return run_memory(args, lora)
     if args.preset:
         config = preset_config(args.preset)
         table = strategy_table(lambda: meta_model(config), args.preset, lora, include_final_norm=args.include_final_norm)

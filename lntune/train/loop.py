@@ -159,6 +159,12 @@ class Trainer:
                           torch.bfloat16 if half else torch.float32)
         self.spec = strategy_spec(self.config)
         apply_strategy(self.model, self.spec)
+        # Parts loaded with from_pretrained arrive in eval mode, where HF skips gradient checkpointing (and
+        # dropout). The frozen vision tower stays in eval mode: none of it is kept for a backward pass.
+        self.model.train()
+        tower = getattr(getattr(self.model, "model", None), "vision_tower", None)
+        if tower is not None:
+            tower.eval()
         if self.config.train.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return self
