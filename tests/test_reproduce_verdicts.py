@@ -161,6 +161,11 @@ def test_exact_rules():
     assert judge("t2_memory_order", {"memory": {**memory, "finetune": 700.0}}).status == CONTRADICTED
     assert judge("t2_memory_order", {"memory": {}}).status == UNTESTABLE
     assert judge("t2_memory_gpu", {}).status == UNTESTABLE
+    predicted = judge("t2_memory_gpu", {"gpu_memory_predicted": {"7b": {"lora": 22.1, "layernorm": 18.9}},
+                                        "gpu_memory_paper": {"7b": {"lora": 29.4, "layernorm": 24.2}}})
+    assert predicted.status == UNTESTABLE  # a prediction is not a measurement
+    assert predicted.detail.endswith("predicted by the memory model, not measured, in GB: "
+                                     "7B: lora 22.1 (paper 29.4), layernorm 18.9 (paper 24.2)")
     sweeps = {"finetune": {"best_lr": 1e-4, "metrics": [10.0, 9.0]},
               "layernorm": {"best_lr": 2e-3, "metrics": [20.0, 5.0]},
               "layernorm-simple": {"best_lr": 1e-4, "metrics": [8.0, 12.0]}}

@@ -188,6 +188,9 @@ def our_evidence(results: dict) -> dict:
         "presets_decimals": t2["params_decimals"],
         "memory": {s: v["peak_mem_mb"] for s, v in (bench.get("rows") or {}).items()},
         "gpu_memory": {},
+        "gpu_memory_predicted": params.get("predicted_gb") or {},
+        "gpu_memory_paper": {scale: {s: row[f"memory_gb_{scale}"] for s, row in t2["rows"].items()}
+                             for scale in ("7b", "13b")},
         "similarity": {s: sum(v) / len(v) for s, v in similarity.items() if v} or
                       {s: v["mean_offdiag"] for s, v in (results.get("similarity") or {}).items()},
         "gradients": {"ratios": results.get("gradients") or [],

@@ -616,7 +616,13 @@ def _params(ctx: Context) -> dict:
     presets = {scale: strategy_table(lambda s=scale: meta_model(preset_config(f"llava-llama2-{s}")), scale,
                                      lora=LoraOptions(r=64, alpha=128), strategies=STRATEGIES)
                for scale in ("7b", "13b")} if ctx.preset.count_presets else {}
-    result = {"measured": {**small, "lora_r": lora_r}, "presets": presets, "presets_lora_r": 64}
+    predicted = {}
+    if ctx.preset.count_presets:
+        from lntune.memory_model import paper_table2_gb
+
+        predicted = {scale: paper_table2_gb(f"llava-llama2-{scale}") for scale in ("7b", "13b")}
+    result = {"measured": {**small, "lora_r": lora_r}, "presets": presets, "presets_lora_r": 64,
+              "predicted_gb": predicted}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     return result

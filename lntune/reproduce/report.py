@@ -334,7 +334,9 @@ def _section_table2(results, ev, paper, figs) -> str:
     presets = params.get("presets") or {}
     bench = (results.get("bench") or {}).get("rows") or {}
     header = ["strategy", "trainable (ours)", "% (ours)", "peak RSS MB (ours)", "s/step (ours)",
-              "7B % (lntune)", "7B % (paper)", "13B % (lntune)", "13B % (paper)", "7B GB (paper)", "13B GB (paper)"]
+              "7B % (lntune)", "7B % (paper)", "13B % (lntune)", "13B % (paper)", "7B GB (paper)", "13B GB (paper)",
+              "7B GB (predicted)", "13B GB (predicted)"]
+    predicted = params.get("predicted_gb") or {}
     rows = []
     for s in TABLE1_STRATEGIES:
         m, b, p = measured.get(s, {}), bench.get(s, {}), t2["rows"][s]
@@ -346,7 +348,8 @@ def _section_table2(results, ev, paper, figs) -> str:
                      _num((presets.get("13b") or {}).get("strategies", {}).get(s, {}).get("percent"), d),
                      _num(p["params_percent_13b"], d),
                      p["memory_gb_7b"] if p["memory_gb_7b"] == OOM else _num(p["memory_gb_7b"], 1),
-                     p["memory_gb_13b"] if p["memory_gb_13b"] == OOM else _num(p["memory_gb_13b"], 1)])
+                     p["memory_gb_13b"] if p["memory_gb_13b"] == OOM else _num(p["memory_gb_13b"], 1),
+                     _num((predicted.get("7b") or {}).get(s), 1), _num((predicted.get("13b") or {}).get(s), 1)])
     lora_r = (params.get("measured") or {}).get("lora_r")
     bench_note = (f"Memory and step time: `lntune bench` (each strategy in its own process, device "
                   f"{results['bench'].get('device')}, batch {results['bench'].get('batch_size')}); on a CPU the "
@@ -356,7 +359,9 @@ def _section_table2(results, ev, paper, figs) -> str:
             f"'ours' is the measured small model (SmolLM2-135M + world tower, LoRA rank {lora_r}, as trained here; "
             "SmolLM2 ties its embeddings to the output head, and its 49K-token vocabulary makes the base set large). "
             "'lntune' is `lntune.accounting` on the paper's 7B/13B shapes on the meta device with LoRA rank 64. "
-            + bench_note + "\n", _table(header, rows)]
+            + bench_note + " 'predicted' is `lntune params --memory`'s training-memory model in the paper's setting "
+            "(DeepSpeed ZeRO-2 on one GPU, bf16, gradient checkpointing; its assumptions are listed in "
+            "docs/benchmarks.md): a prediction, not a measurement.\n", _table(header, rows)]
     if "table2" in figs:
         text.append(f"\n![Table 2]({figs['table2']})\n")
     text.append("\n### Claims\n")

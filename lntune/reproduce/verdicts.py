@@ -351,10 +351,20 @@ def _memory_order(ev):
 
 def _memory_gpu(ev):
     gpu = ev.get("gpu_memory") or {}
-    if not gpu:
-        return Verdict(UNTESTABLE, "needs a CUDA GPU with the 7B/13B shapes "
-                                   "(`lntune bench --preset llava-llama2-7b --random-init`); this run had none")
-    return Verdict(REPRODUCED, "measured: " + ", ".join(f"{k} {v}" for k, v in gpu.items()))
+    if gpu:
+        return Verdict(REPRODUCED, "measured: " + ", ".join(f"{k} {v}" for k, v in gpu.items()))
+    predicted = ev.get("gpu_memory_predicted") or {}
+    needs = ("needs a CUDA GPU with the 7B/13B shapes (`lntune bench --preset llava-llama2-7b --random-init`); "
+             "this run had none")
+    if not predicted:
+        return Verdict(UNTESTABLE, needs)
+    paper = ev.get("gpu_memory_paper") or {}
+    parts = []
+    for scale, by_strategy in predicted.items():
+        pairs = [f"{s} {gb:.1f}" + (f" (paper {paper[scale][s]})" if s in paper.get(scale, {}) else "")
+                 for s, gb in by_strategy.items()]
+        parts.append(f"{scale.upper()}: " + ", ".join(pairs))
+    return Verdict(UNTESTABLE, f"{needs}; predicted by the memory model, not measured, in GB: " + "; ".join(parts))
 
 
 def _interval(quantity: str) -> str:
