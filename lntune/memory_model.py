@@ -7,9 +7,10 @@ activations autograd keeps, the loss's working set, gradient checkpointing and Z
 
 The activation term lists the tensors autograd saves in a Llama decoder block as lntune runs it (fused
 RMSNorm, scaled-dot-product attention, SwiGLU), per token:
-  every strategy   the two norms' inputs, attention's query, key, value and output (key and value
-                   repeated to every head when a padding mask stops SDPA's grouped-query path), SiLU's input
-                   and output and the up projection's output; plus softmax statistics and norm scales
+  every strategy   the two norms' inputs (a trained norm also its output), attention's query, key, value
+                   and output (key and value repeated to every head when a padding mask stops SDPA's
+                   grouped-query path), SiLU's input and output and the up projection's output; softmax
+                   statistics, norm scales and SDPA's float copy of a padding mask
   a trained linear its input (q/k/v share theirs, gate/up share theirs; o_proj and down_proj own one)
   LoRA             the inputs of every adapted linear, the rank-r outputs of its A matrices, and with
                    dropout one byte per adapted input element for the kept-mask (lntune/lora_dropout.py)
