@@ -74,7 +74,7 @@ def format_memory(label: str, setup, predictions: dict, lora_r: int) -> str:
         parts = (p.weights, p.gradients, p.optimizer, p.activations, p.working + (0 if step else p.early_gradients), p.peak)
         lines.append(f"{label_:<18}" + "".join(f"{v / GB:>{w}.1f}" for v, w in zip(parts, (9, 8, 8, 8, 8, 8)))
                      + f"  {p.moment}")
-    lines += ["", "peak = weights + optim + activ + work at the end of the forward pass or in the backward pass; "
-              "weights + optim + grads + work at the end of the backward pass or the optimizer step.",
+    lines += ["", "peak = weights + optim + activ + work at the end of the forward pass or in the backward pass,",
+              "       weights + optim + grads + work at the end of the backward pass or the optimizer step.",
               "Not counted: the CUDA context, allocator caching and fragmentation, communication buffers."]
     return "\n".join(lines)
