@@ -7,9 +7,10 @@ activations autograd keeps, the loss's working set, gradient checkpointing and Z
 
 The activation term lists the tensors autograd saves in a Llama decoder block as lntune runs it (fused
 RMSNorm, scaled-dot-product attention, SwiGLU), per token:
-  every strategy   the two norms' inputs, attention's query, key, value and output (key and value
-                   repeated to every head when a padding mask stops SDPA's grouped-query path), SiLU's input
-                   and output and the up projection's output; plus softmax statistics and norm scales
+  every strategy   the two norms' inputs (a trained norm also its output), attention's query, key, value
+                   and output (key and value repeated to every head when a padding mask stops SDPA's
+                   grouped-query path), SiLU's input and output and the up projection's output; softmax
+                   statistics, norm scales and SDPA's float copy of a padding mask
   a trained linear its input (q/k/v share theirs, gate/up share theirs; o_proj and down_proj own one)
   LoRA             the inputs of every adapted linear, the rank-r outputs of its A matrices, and with
                    dropout one byte per adapted input element for the kept-mask (lntune/lora_dropout.py)
@@ -17,10 +18,12 @@ With gradient checkpointing a block keeps only its input, and one block's activa
 time in the backward pass. Outside the blocks: the final norm's input, the trained projector's input and
 the loss (lntune's head on supervised rows in chunks, or the full logits of an HF/LLaVA loss).
 
-The peak is the largest of three moments: the end of the forward pass (every saved activation, the loss's
-working set, a trained head's gradient that lntune's loss computes early), the start of the backward
-pass (the saved activations with one block's gradient temporaries), and the optimizer step (every
-gradient plus DeepSpeed's fp32 copy of its gradient partition). Memory is static state + that peak.
+The peak is the largest of five moments: the end of the forward pass (every saved activation, the loss's
+working set, a trained head's gradient that lntune's loss computes early, autocast's 16-bit weight copies),
+the loss's backward (the logits' gradient, a trained head's weight gradient), the first block's backward
+(one block rebuilt under checkpointing, its gradient temporaries), the end of the backward pass (every
+gradient; a trained tied embedding/head matrix gets two gradients that autograd sums out of place), and
+the optimizer step (DeepSpeed's fp32 copy of the gradient partition). Memory is static state + that peak.
 
 Static state by framework:
   lntune     frozen weights in the model's dtype; trained weights, their gradients and AdamW's two moments
@@ -41,6 +44,7 @@ OPTIMIZER_STATES = {"adamw": 2, "sgd": 0}  # fp32 tensors per trained value (SGD
 FRAMEWORKS = ("lntune", "deepspeed")
 LOSSES = ("lntune", "full-logits")
 _CHUNK_ELEMENTS = 8 * 2**20  # lntune/train/loss.py's rows per chunk x vocabulary
+AFTER_BACKWARD = ("end of backward", "optimizer step")  # moments when activations are gone and gradients all exist
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Shapes:
     vision_hidden: int
     vision_patches: int  # the projector's input rows per image
     projector: str  # "linear" | "mlp2x_gelu"
+    tied: bool = False  # the output head shares the word embeddings' matrix
 
     @classmethod
     def of(cls, config) -> "Shapes":
@@ -111,9 +116,10 @@ class Shapes:
         heads = text.num_attention_heads
         head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
         patches = (vision.image_size // vision.patch_size) ** 2
+        tied = bool(getattr(text, "tie_word_embeddings", False) or getattr(config, "tie_word_embeddings", False))
         return cls(text.hidden_size, text.intermediate_size, text.num_hidden_layers, heads,
                    getattr(text, "num_key_value_heads", None) or heads, head_dim, text.vocab_size,
-                   vision.hidden_size, patches, projector_type(config))
+                   vision.hidden_size, patches, projector_type(config), tied)
 
 
 @dataclass(frozen=True)
@@ -239,39 +245,48 @@ def predict(shapes: Shapes, trained: Trained, setup: Setup) -> Prediction:
     if trained.projector:
         rows = setup.image_count * s.vision_patches
         outside += rows * s.vision_hidden * a + (2 * rows * s.hidden * a if s.projector == "mlp2x_gelu" else 0)
-    loss_saved, loss_working, early = _loss(s, trained, setup)
+    loss_saved, loss_working, loss_backward, head_grad, early = _loss(s, trained, setup)
+    grad_bytes = w16 if deepspeed else 4
     if setup.compute_dtype and DTYPE_BYTES[setup.compute_dtype] < 4 and not deepspeed:
         early += trained.trained_linear * a  # autocast's cached 16-bit copies of fp32 trained weights
     activations = (blocks_saved + outside + loss_saved) if needs_grad else 0
     block_grads = t * (3 * s.intermediate + s.hidden) * a  # a SwiGLU block's gradient temporaries
 
+    # a trained tied matrix gets two gradients (head, embedding) that autograd sums out of place at the end
+    tied_sum = 2 * s.vocab * s.hidden * grad_bytes if s.tied and trained.head else 0
     moments = {
         "end of forward": activations + loss_working + early,
-        "start of backward": activations - loss_saved + rebuilt + block_grads + early,
+        "loss backward": activations + max(loss_backward, head_grad) + early,
+        "first block's backward": activations - loss_saved + head_grad + rebuilt + block_grads + early,
+        "end of backward": gradients + tied_sum,
         "optimizer step": gradients + step_copy,
     }
     moment = max(moments, key=moments.get)
     peak = weights + optimizer + moments[moment]
-    working = {"end of forward": loss_working, "start of backward": rebuilt + block_grads - loss_saved,
-               "optimizer step": step_copy}[moment]
+    working = moments[moment] - (gradients if moment in AFTER_BACKWARD else activations + early)
     return Prediction(int(weights), int(gradients), int(optimizer), int(activations), int(working), int(early),
                       int(peak), moment, {"moments": {k: int(v) for k, v in moments.items()}, "block_per_token": block / t})
 
 
-def _loss(s: Shapes, trained: Trained, setup: Setup) -> tuple[float, float, float]:
-    """(saved for backward, temporaries at the end of the forward pass, gradients made in the forward pass)."""
+def _loss(s: Shapes, trained: Trained, setup: Setup) -> tuple[float, float, float, float, float]:
+    """(saved for backward, temporaries at the end of the forward pass, temporaries of its backward while the
+    saved logits live, the head's weight gradient made in the backward pass once they are freed, gradients made
+    in the forward pass)."""
     a, rows = setup.act_bytes, setup.supervised
+    head_grad = s.vocab * s.hidden * (DTYPE_BYTES[setup.weight_dtype] if setup.framework == "deepspeed" else 4)
+    head_grad = head_grad if trained.head else 0
     if setup.loss == "full-logits":  # logits of every position, a shifted copy, their log-softmax
         logits = setup.tokens * s.vocab * a
         saved = logits * 2 + (setup.tokens * s.hidden * a if trained.head else 0)
-        return saved, logits, 0
+        return saved, logits, 2 * logits, head_grad, 0  # the gradients of the loss and of the log-softmax
     if trained.head and 4 * s.hidden > 10 * rows:  # lntune/train/loss.py's plain path: rows x vocabulary in fp32
-        return rows * s.hidden * a + rows * s.vocab * 4, rows * s.vocab * 4, 0
+        logits = rows * s.vocab * 4
+        return rows * s.hidden * a + logits, logits, 2 * logits, head_grad, 0
     chunk = min(rows, max(16, _CHUNK_ELEMENTS // s.vocab))
     saved = rows * s.hidden * a  # the hidden states' gradient, computed in the forward pass
     working = chunk * s.vocab * (4 + (a if a != 4 else 0)) + rows * s.hidden * a  # a chunk's logits; the gathered rows
-    early = s.vocab * s.hidden * 4 if trained.head else 0  # the head's weight gradient
-    return saved, working, early
+    early = head_grad  # the head's weight gradient, computed in the forward pass
+    return saved, working, rows * s.hidden * a, 0, early
 
 
 def predict_model(model, setup: Setup, lora_dropout: float = 0.0) -> Prediction:

@@ -61,6 +61,8 @@ def _config(args):
 
 def format_memory(label: str, setup, predictions: dict, lora_r: int) -> str:
     s = setup
+    from lntune.memory_model import AFTER_BACKWARD
+
     lines = [f"model: {label}   predicted peak training memory per process (GB = 1e9 bytes)",
              f"batch {s.batch_size} x {s.seq_len} tokens ({s.supervised} supervised), {s.weight_dtype} weights, "
              f"gradient checkpointing {'on' if s.gradient_checkpointing else 'off'}, {s.optimizer}, {s.framework}"
@@ -68,11 +70,11 @@ def format_memory(label: str, setup, predictions: dict, lora_r: int) -> str:
              f"{'strategy':<18}{'weights':>9}{'grads':>8}{'optim':>8}{'activ':>8}{'work':>8}{'peak':>8}  peak at"]
     for name, p in predictions.items():
         label_ = f"lora (r={lora_r})" if name == "lora" else name
-        step = p.moment == "optimizer step"
+        step = p.moment in AFTER_BACKWARD
         parts = (p.weights, p.gradients, p.optimizer, p.activations, p.working + (0 if step else p.early_gradients), p.peak)
         lines.append(f"{label_:<18}" + "".join(f"{v / GB:>{w}.1f}" for v, w in zip(parts, (9, 8, 8, 8, 8, 8)))
                      + f"  {p.moment}")
-    lines += ["", "peak = weights + optim + activ + work at the end of the forward or start of the backward pass; "
-              "weights + optim + grads + work at the optimizer step.",
+    lines += ["", "peak = weights + optim + activ + work at the end of the forward pass or in the backward pass,",
+              "       weights + optim + grads + work at the end of the backward pass or the optimizer step.",
               "Not counted: the CUDA context, allocator caching and fragmentation, communication buffers."]
     return "\n".join(lines)
