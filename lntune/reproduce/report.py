@@ -588,6 +588,8 @@ def _plot_table1(ev: dict, png: Path) -> None:
         for level, label in CHANCE_LINES.get(bench, []):
             ax.axhline(level, color="k", ls="--" if label == "chance" else ":", lw=1)
             ax.text(len(names) - 0.5, level, label, fontsize=6, ha="right", va="bottom")
+        top = max([v + h for v, h in zip(values, high)] + [level for level, _ in CHANCE_LINES.get(bench, [])])
+        ax.set_ylim(0, 1.1 * top if top > 0 else 1.0)
         ax.set_xticks(range(len(names)), [NAMES[s] for s in names], rotation=45, ha="right", fontsize=7)
         ax.set_title(BENCH_LABELS[bench], fontsize=9)
         ax.grid(axis="y", alpha=0.3)
