@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/pip install -q --no-compile
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -x tests
+
+# For iteration: the suite without the end-to-end tests marked slow (`make test` stays the full suite and CI's).
+test-fast: install
+	$(BIN)/python -m pytest -q -x -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs

@@ -42,7 +42,7 @@ def test_a_truncated_png_is_skipped_with_skip_and_the_rest_is_decoded_once(trunc
     dataset = _dataset(truncated_inputs, "skip")
     assert len(dataset) == 23 and "s17" not in [s.record["id"] for s in dataset.samples]
     assert dataset.stats["skipped"] == 1 and dataset.stats["images_decoded"] == 24
-    assert dataset.stats["image_check_s"] >= 0
+    assert isinstance(dataset.stats["image_check_s"], float)
 
 
 def test_training_with_skip_runs_every_step_past_a_truncated_png(truncated_inputs, tmp_path):

@@ -103,7 +103,12 @@ def test_two_fsdp_processes_equal_one_process(inputs, tmp_path, name):
         assert all(isinstance(k, str) for k in state["state"]) and state["state"]
         model, _ = load_mllm(tmp_path / "fsdp")
         assert main(["export", "--model", str(tmp_path / "fsdp"), "--out", str(tmp_path / "hf")]) == 0
-        assert (tmp_path / "hf" / "config.json").is_file() and model is not None
+        assert (tmp_path / "hf" / "config.json").is_file()
+        # the gathered save is what the 1-process model loads: every trained tensor in place
+        from safetensors.torch import load_file
+
+        saved, params = load_file(tmp_path / "fsdp" / "trainable.safetensors"), dict(model.named_parameters())
+        assert saved and all(torch.equal(params[name].detach(), value) for name, value in saved.items())
 
 
 def test_fsdp_run_killed_with_sigkill_resumes_and_finishes(inputs, tmp_path):
