@@ -14,7 +14,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile scripts/check_java.sh
+$(STAMP): pyproject.toml Makefile scripts/check_java.sh scripts/ensure_chromium.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# Pinned CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml Makefile scripts/check_java.sh
 	# De-quantise it to a cached safetensors directory now (~30 s, once), not inside the first run.
 	$(BIN)/python -c "from lntune.model.embedded import embedded_llm_dir; embedded_llm_dir()"
 	bash scripts/check_java.sh
+	bash scripts/ensure_chromium.sh
 	touch $(STAMP)
 
 demo: install
