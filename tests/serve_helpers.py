@@ -22,7 +22,9 @@ from lntune.serve.engine import Engine
 
 
 def save_tiny_model(path):
+    """tiny_llava with a 2048-token context: room for a few turns of 256-token answers."""
     model, processor = tiny_llava(seed=1)
+    model.config.text_config.max_position_embeddings = 2048
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from lntune.eval.generate import render_prompt
 from lntune.serve.api_errors import ApiError, error_body
-from lntune.serve.chat_request import parse_chat_request
+from lntune.serve.chat_request import DEFAULT_MAX_TOKENS, parse_chat_request
 from lntune.serve.engine import Engine
 
 PAGE = Path(__file__).with_name("page.html")
@@ -57,7 +57,7 @@ def create_app(engine: Engine, image_root: Path | None, max_image_bytes: int) ->
         job = await run_in_threadpool(parse_chat_request, body, engine.model_id, image_root, max_image_bytes)
         prompt = render_prompt(engine.processor, job.messages)
         prompt_tokens = await run_in_threadpool(engine.prompt_tokens, prompt, job.image)
-        _check_length(engine, prompt_tokens, job.max_tokens)
+        job.max_tokens = _max_tokens(engine, prompt_tokens, job.max_tokens)
         if not engine.reserve():
             raise ApiError(503, f"the server is busy: {engine.max_queue} requests are queued (--max-queue); "
                            "retry shortly", code="queue_full")
@@ -77,11 +77,19 @@ def create_app(engine: Engine, image_root: Path | None, max_image_bytes: int) ->
     )
 
 
-def _check_length(engine: Engine, prompt_tokens: int, max_tokens: int) -> None:
-    if engine.context_length and prompt_tokens + max_tokens > engine.context_length:
-        raise ApiError(400, f"the conversation is {prompt_tokens} tokens (its image's included) and max_tokens asks "
-                       f"for {max_tokens} more: {prompt_tokens + max_tokens} is over the model's "
-                       f"{engine.context_length}-token context", param="max_tokens", code="context_length_exceeded")
+def _max_tokens(engine: Engine, prompt_tokens: int, asked: int | None) -> int:
+    """The answer's token limit: `asked`, or DEFAULT_MAX_TOKENS cut to the context's room; 400 past the context."""
+    if not engine.context_length:
+        return asked or DEFAULT_MAX_TOKENS
+    room = engine.context_length - prompt_tokens
+    if asked is None and room >= 1:
+        return min(DEFAULT_MAX_TOKENS, room)
+    if asked is None or asked > room:
+        wanted = f" and max_tokens asks for {asked} more" if asked else ""
+        raise ApiError(400, f"the conversation is {prompt_tokens} tokens (its image's included){wanted}: over the "
+                       f"model's {engine.context_length}-token context", param="max_tokens" if asked else "messages",
+                       code="context_length_exceeded")
+    return asked
 
 
 async def _stream(engine: Engine, prompt: str, job, prompt_tokens: int, reply: dict):

@@ -26,7 +26,7 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 class ChatJob:
     messages: list[dict]  # {"role", "content": str}, the image as IMAGE_PLACEHOLDER in one user message
     image: object  # PIL RGB image
-    max_tokens: int
+    max_tokens: int | None  # None: up to DEFAULT_MAX_TOKENS, as far as the model's context allows
     temperature: float
     top_p: float | None
     seed: int | None
@@ -57,7 +57,7 @@ def parse_chat_request(body, model_id: str, image_root: Path | None, max_image_b
     return ChatJob(
         messages=messages,
         image=load_image(image_url, image_root, max_image_bytes),
-        max_tokens=_number(max_tokens, "max_tokens", int, 1, None) if max_tokens is not None else DEFAULT_MAX_TOKENS,
+        max_tokens=_number(max_tokens, "max_tokens", int, 1, None) if max_tokens is not None else None,
         temperature=_number(body.get("temperature", 0), "temperature", float, 0, 2),
         top_p=_number(body["top_p"], "top_p", float, 0, 1) if body.get("top_p") is not None else None,
         seed=_number(body["seed"], "seed", int, 0, 2**63 - 1) if body.get("seed") is not None else None,
