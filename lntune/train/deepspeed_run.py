@@ -47,6 +47,18 @@ def configure(accelerator, config) -> None:
     ds["gradient_clipping"] = float(t.max_grad_norm or 0.0)  # 0: no clipping
 
 
+def fill_bucket_sizes(accelerator, model) -> None:
+    """Fill the config's "auto" ZeRO bucket sizes from the LLM's hidden size, with accelerate's rules (which cannot
+    see the model inside lntune's loss wrapper)."""
+    hidden = model.config.get_text_config().hidden_size
+    zero = accelerator.state.deepspeed_plugin.deepspeed_config.setdefault("zero_optimization", {})
+    sizes = {"reduce_bucket_size": hidden * hidden, "stage3_prefetch_bucket_size": int(0.9 * hidden * hidden),
+             "stage3_param_persistence_threshold": 10 * hidden}
+    for key, value in sizes.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+
+
 @contextlib.contextmanager
 def whole_model_init(accelerator):
     """Build the model whole inside this block. accelerate registers a ZeRO-3 config with transformers whatever

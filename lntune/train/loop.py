@@ -220,6 +220,8 @@ class Trainer:
             self.global_step, self.epoch, self.done_in_epoch = state["step"], state["epoch"], state["steps_in_epoch"]
         self.resumed_from = checkpoints[-1] if checkpoints else None
 
+        if self.deepspeed:
+            deepspeed_run.fill_bucket_sizes(accelerator, self.model)
         if self.layout == "fsdp2":
             self.optimizer = accelerator.prepare(optimizer)  # the model is already sharded: no DDP wrapper around it
         else:
