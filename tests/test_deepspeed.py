@@ -51,7 +51,6 @@ def inputs(tmp_path_factory):
 
 CASES = {
     "zero2-layernorm": (2, {"strategy": "layernorm"}),
-    "zero3-layernorm": (3, {"strategy": "layernorm"}),
     "zero3-lora": (3, {"strategy": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}),
 }
 
