@@ -216,6 +216,7 @@ BAD_REQUESTS = {
                                            "messages[].content[].image_url"),
     "remote URL": ({"image": "https://example.com/cat.png"}, 400, "unsupported_image_url",
                    "messages[].content[].image_url"),
+    "request body over the limit": (b" " * (2**20 * 4 // 3 + 2**20 + 1), 413, "request_too_large", None),
     "too many tokens": ({"max_tokens": 2030}, 400, "context_length_exceeded", "max_tokens"),
     "temperature not a number": ({"temperature": "hot"}, 400, "invalid_value", "temperature"),
 }

@@ -51,7 +51,7 @@ def create_app(engine: Engine, image_root: Path | None, max_image_bytes: int) ->
 
     async def chat_completions(request):
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await _read_body(request, limit=max_image_bytes * 4 // 3 + 2**20))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ApiError(400, f"the request body is not valid JSON ({err})", code="invalid_json") from None
         job = await run_in_threadpool(parse_chat_request, body, engine.model_id, image_root, max_image_bytes)
@@ -75,6 +75,18 @@ def create_app(engine: Engine, image_root: Path | None, max_image_bytes: int) ->
                 Route("/v1/chat/completions", chat_completions, methods=["POST"])],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
+
+
+async def _read_body(request, limit: int) -> bytes:
+    """The request body, refused (413) once it passes `limit` bytes: a base64 image at the size limit plus 1 MiB."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the request body is over {limit:,} bytes (an image at --max-image-mb, base64, "
+                           "plus 1 MiB of text)", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _max_tokens(engine: Engine, prompt_tokens: int, asked: int | None) -> int:
