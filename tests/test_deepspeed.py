@@ -8,7 +8,7 @@ ZeRO-3 run resumes from its checkpoint (optimizer shards in checkpoint-N/deepspe
 trains under ZeRO-3; what the engine cannot do is refused in one line.
 
 Tolerance (fp32), as for FSDP (tests/test_fsdp.py): losses within 1e-5 relative, trained tensors within 1e-4
-absolute of one process (the issue asks 1e-3 for losses; measured on the tiny models: 1.2e-7 and 1.2e-7).
+absolute of one process (measured over ZeRO-2/3 x layernorm/lora and 2 smoke steps: 2.3e-7 and 8.1e-7).
 """
 
 import json
