@@ -1,5 +1,6 @@
 """Drives lntune serve's chat page in Debian's headless Chromium with selenium (scripts/ensure_chromium.sh
-installs the browser and its driver). The browser test uses it, and so does the screenshot in docs/serving.md:
+installs the browser and its driver). The browser test uses it, and so does the screenshot in docs/serving.md
+(each --question asked in turn):
 
     python tests/chat_page_driver.py --url http://127.0.0.1:8000 --image photo.png \\
         --question "Is there a circle in the image?" --out docs/serving-chat-page.png
@@ -62,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="screenshot lntune serve's chat page after one question")
     parser.add_argument("--url", required=True)
     parser.add_argument("--image", required=True)
-    parser.add_argument("--question", required=True)
+    parser.add_argument("--question", required=True, action="append", help="repeat for follow-up questions")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as profile:
@@ -70,7 +71,8 @@ def main() -> None:
         try:
             print("model:", open_page(driver, args.url))
             choose_image(driver, args.image)
-            print("answer:", ask(driver, args.question))
+            for question in args.question:
+                print("answer:", ask(driver, question))
             driver.save_screenshot(args.out)
         finally:
             driver.quit()
