@@ -4,8 +4,9 @@
 
 `layernorm` and `lora` train with the losses of one process with the same global batch; the saved
 trainable.safetensors is gathered whole (ZeRO-3's partitions included) and loads in one process; a SIGKILLed
-ZeRO-3 run resumes from its checkpoint (optimizer shards in checkpoint-N/deepspeed) and finishes; the smoke config
-trains under ZeRO-3; what the engine cannot do is refused in one line.
+ZeRO-3 run resumes from its checkpoint (optimizer shards in checkpoint-N/deepspeed) and finishes; what the engine
+cannot do is refused in one line. The smoke config (the embedded model) under ZeRO-2 and ZeRO-3 ran outside the
+suite, to keep it short (docs/training.md).
 
 Tolerance (fp32), as for FSDP (tests/test_fsdp.py): losses within 1e-5 relative, trained tensors within 1e-4
 absolute of one process (measured over ZeRO-2/3 x layernorm/lora and 2 smoke steps: 2.3e-7 and 8.1e-7).
@@ -91,18 +92,6 @@ def test_zero3_run_killed_with_sigkill_resumes_and_finishes(inputs, tmp_path):
     assert "resumed from" in result.stdout
     assert [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()] == list(range(1, 11))
     _assert_same_result(one, killed)
-
-
-def test_smoke_config_trains_under_zero3_like_one_process(tmp_path):
-    smoke = REPO / "configs" / "world" / "smoke.yaml"
-    short = ["train.max_steps=2", "train.save_steps=0"]
-    one = subprocess.run([sys.executable, "-m", "lntune.cli", "train", "--config", str(smoke),
-                          f"output_dir={tmp_path / 'one'}", *short], env=_env(), capture_output=True, text=True)
-    assert one.returncode == 0, one.stderr[-3000:]
-    zero = subprocess.run(_zero_command(3, smoke, f"output_dir={tmp_path / 'zero'}", "train.batch_size=2", *short),
-                          env=_env(), capture_output=True, text=True)
-    assert zero.returncode == 0, zero.stderr[-3000:]
-    _assert_same_result(tmp_path / "one", tmp_path / "zero")
 
 
 @pytest.mark.parametrize("override,reason", [
