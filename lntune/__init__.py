@@ -5,3 +5,15 @@ command line is `lntune --help` (see lntune/cli.py).
 """
 
 __version__ = "0.1.0"
+
+
+def _quiet_deepspeed_cpu_notice() -> None:
+    """accelerate imports DeepSpeed (installed for ZeRO training) in every command, and DeepSpeed then says
+    "Setting accelerator to CPU..." on stdout when it finds no GPU: into the output of `lntune chat` and the rest.
+    Drop that one line; DeepSpeed's other messages pass."""
+    import logging
+
+    logging.getLogger("DeepSpeed").addFilter(lambda record: "Setting accelerator to CPU" not in record.getMessage())
+
+
+_quiet_deepspeed_cpu_notice()

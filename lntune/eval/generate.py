@@ -75,15 +75,21 @@ def generate_batch(model, processor, prompts: list[str], images: list, max_new_t
     rows = generate_tokens(model, processor, prompts, images, max_new_tokens, do_sample=do_sample,
                            temperature=temperature, top_k=top_k, top_p=top_p, settled=settled,
                            image_keys=image_keys)
-    return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
+    return [decode_answer(processor, row) for row in rows]
+
+
+def decode_answer(processor, row: list[int]) -> str:
+    """The answer text of one row of new token ids, as `generate_batch` returns it."""
+    return processor.tokenizer.decode(row, skip_special_tokens=True).strip()
 
 
 def generate_tokens(model, processor, prompts: list[str], images: list, max_new_tokens: int = 32,
                     do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
                     top_p: float | None = None, settled: Callable[[str], bool] | None = None,
-                    image_keys: list | None = None) -> list[list[int]]:
+                    image_keys: list | None = None, streamer=None) -> list[list[int]]:
     """The new token ids of each row, cut before its first stop token or after the token that settled its
-    answer (`generate_batch` without decoding)."""
+    answer (`generate_batch` without decoding). `streamer` (one row only) is a transformers streamer: its
+    `put` gets the prompt's ids, then each new token as it is chosen (`lntune serve` streams answers with it)."""
     import torch
     from transformers import GenerationConfig, StoppingCriteriaList
 
@@ -97,6 +103,8 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
         raise ValueError("generate_tokens: stopping at a settled answer is for greedy decoding only")
     if not prompts:
         return []
+    if streamer is not None and len(prompts) != 1:
+        raise ValueError("generate_tokens: a streamer follows one row only")
     ready_for_inference(model)
     tokenizer = processor.tokenizer
     stops = stop_token_ids(model, tokenizer)
@@ -120,7 +128,7 @@ def generate_tokens(model, processor, prompts: list[str], images: list, max_new_
     criteria = [SettledAnswers(tokenizer, prompt_length, settled)] if settled is not None else []
     with torch.inference_mode():
         output = model.generate(**inputs, generation_config=GenerationConfig(**options),
-                                stopping_criteria=StoppingCriteriaList(criteria))
+                                stopping_criteria=StoppingCriteriaList(criteria), streamer=streamer)
     stop_set = set(stops)
     settled_at = criteria[0].lengths if criteria else {}
     return [_cut(row, stop_set, settled_at.get(n)) for n, row in enumerate(output[:, prompt_length:].tolist())]

@@ -35,11 +35,12 @@ def trainable_state(model) -> dict:
 
 
 def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, state: dict, keep: int,
-                    tensors: dict | None = None, optimizer_state: dict | None = None) -> Path:
+                    tensors: dict | None = None, optimizer_state: dict | None = None, also_write=None) -> Path:
     """Write checkpoint-<step> atomically and prune all but the newest `keep`.
 
     `tensors` / `optimizer_state`: already gathered from sharded processes (lntune/train/distributed_state.py);
-    by default they are read from `model` and `optimizer`."""
+    by default they are read from `model` and `optimizer`. `also_write(folder)` adds more to the folder before it
+    is put in place (a DeepSpeed engine's state: lntune/train/deepspeed_run.py)."""
     from lntune.train.finite import require_finite
 
     tensors = trainable_state(model) if tensors is None else tensors
@@ -52,6 +53,8 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, st
         torch.save({"torch": torch.get_rng_state()}, folder / "rng.pt")
         rng = {"python": _jsonable(random.getstate()), "numpy": _jsonable(np.random.get_state())}
         (folder / "state.json").write_text(json.dumps({**state, "rng": rng}, indent=1))
+        if also_write is not None:
+            also_write(folder)
 
     path = replace_folder(RunDir(output_dir).checkpoint(step), write, make=True)
     for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:

@@ -25,6 +25,12 @@ import torch
 from lntune.errors import LntuneError
 
 FSDP_ENV = "ACCELERATE_USE_FSDP"
+DEEPSPEED_ENV = "ACCELERATE_USE_DEEPSPEED"
+
+
+def deepspeed_requested() -> bool:
+    """Whether a launcher (accelerate launch with a DeepSpeed config) asked for DeepSpeed."""
+    return os.environ.get(DEEPSPEED_ENV, "false").lower() == "true" and int(os.environ.get("LOCAL_RANK", -1)) != -1
 
 
 def sharding_layout(accelerator) -> str:
@@ -97,10 +103,10 @@ def full_trainable_state(accelerator, layout: str, mllm, prepared=None) -> dict:
     names = [name for name, p in mllm.named_parameters() if p.requires_grad]
     if layout == "accelerate":
         state = accelerator.get_state_dict(prepared)
+        if not accelerator.is_main_process:  # DeepSpeed ZeRO-3 gives the others None
+            return {}
         prefix = "mllm."  # the prepared module is lntune's SupervisedLoss wrapper around the model
         state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
-        if not accelerator.is_main_process:
-            return {}
         missing = [n for n in names if n not in state]
         if missing:
             raise LntuneError(f"the gathered state dict lacks {len(missing)} trainable tensors, e.g. {missing[:3]}")

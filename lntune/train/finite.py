@@ -74,7 +74,8 @@ class FiniteGuard:
         """NonFiniteError when the update of `step` left a trainable weight NaN or infinite."""
         self.updated += 1
         with torch.no_grad():
-            local = [p.to_local() if hasattr(p, "to_local") else p for p in params]  # FSDP2 shards (DTensor)
+            # this process's shards: FSDP2's DTensor, DeepSpeed ZeRO-3's partition (ds_tensor)
+            local = [p.to_local() if hasattr(p, "to_local") else getattr(p, "ds_tensor", p) for p in params]
             bad = torch.stack([torch.isfinite(p).all().logical_not() for p in local]).sum().float()
             if accelerator is not None and accelerator.num_processes > 1:  # sharded weights: agree on all ranks
                 bad = accelerator.reduce(bad, reduction="sum")

@@ -31,10 +31,11 @@ import torch
 from lntune.config import RunConfig
 from lntune.errors import LntuneError
 from lntune.jsonio import dumps_strict
-from lntune.run_dir import RunDir
+from lntune.run_dir import CHECKPOINT_PREFIX, RunDir
 from lntune.strategies import StrategySpec, apply_strategy
 from lntune.train import distributed_state as shards
 from lntune.train import batches as plan
+from lntune.train import deepspeed_run
 from lntune.train.checkpoint import list_checkpoints, load_checkpoint, require_complete, save_checkpoint, save_result
 from lntune.train.finite import FiniteGuard
 from lntune.train.grad_stats import GradRecorder
@@ -137,12 +138,22 @@ class Trainer:
         from accelerate.utils import set_seed
 
         t = self.config.train
-        # cpu=True is what makes accelerate use gloo across processes (torchrun / accelerate launch) without a GPU
-        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
+        # cpu=True is what makes accelerate use gloo across processes (torchrun / accelerate launch) without a GPU;
+        # it would also drop a DeepSpeed request, which on CPU processes runs on DeepSpeed's CPU accelerator over gloo.
+        handlers = []
+        cpu = not torch.cuda.is_available()
+        if cpu and shards.deepspeed_requested():
+            from accelerate.utils import InitProcessGroupKwargs
+
+            cpu, handlers = False, [InitProcessGroupKwargs(backend="gloo")]
+        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=cpu, kwargs_handlers=handlers)
         if self.accelerator.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
         self.layout = shards.sharding_layout(self.accelerator)
         shards.refuse_broken_combinations(self.accelerator, self.config)
+        self.deepspeed = deepspeed_run.is_deepspeed(self.accelerator)
+        if self.deepspeed:
+            deepspeed_run.configure(self.accelerator, self.config)
         set_seed(t.seed)
         self.main = self.accelerator.is_main_process
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
@@ -153,7 +164,8 @@ class Trainer:
         with the strategy applied."""
         from lntune.model.precision import fastest_attention
 
-        self.model, self.processor = build_model(self.config) if built is None else built
+        with deepspeed_run.whole_model_init(self.accelerator) if self.deepspeed else contextlib.nullcontext():
+            self.model, self.processor = build_model(self.config) if built is None else built
         half = self.config.train.mixed_precision != "no" or self.config.model.dtype != "float32"
         fastest_attention(self.model, "cuda" if torch.cuda.is_available() else "cpu",
                           torch.bfloat16 if half else torch.float32)
@@ -209,19 +221,28 @@ class Trainer:
         checkpoints = list_checkpoints(self.out) if self.resume else []
         if checkpoints:
             require_complete(checkpoints[-1])
-            load_optimizer = lambda o, s, source: shards.load_optimizer_state(self.layout, self.wrapper, o, s, source)
+            load_optimizer = self._load_optimizer_state
             state = load_checkpoint(checkpoints[-1], self.model, optimizer, self.scheduler, load_optimizer=load_optimizer)
             self.global_step, self.epoch, self.done_in_epoch = state["step"], state["epoch"], state["steps_in_epoch"]
         self.resumed_from = checkpoints[-1] if checkpoints else None
 
+        if self.deepspeed:
+            deepspeed_run.fill_bucket_sizes(accelerator, self.model)
         if self.layout == "fsdp2":
             self.optimizer = accelerator.prepare(optimizer)  # the model is already sharded: no DDP wrapper around it
         else:
             self.wrapper, self.optimizer = accelerator.prepare(self.wrapper, optimizer)
+        if self.deepspeed and self.resumed_from:
+            deepspeed_run.load_engine_state(self.wrapper, self.resumed_from)  # its optimizer state: the engine's own
         self.grads = GradRecorder(self.model, t.track_grads or [], self.out / "grads.jsonl",
                                   enabled=self.main and bool(t.track_grads))
         self.guard = FiniteGuard(self.out, t.on_nonfinite, last_good=lambda: list_checkpoints(self.out))
         return self
+
+    def _load_optimizer_state(self, optimizer, state, source) -> None:
+        deepspeed_run.check_marker(state, self.deepspeed, source)
+        if not self.deepspeed:  # DeepSpeed's is loaded into its engine once prepared
+            shards.load_optimizer_state(self.layout, self.wrapper, optimizer, state, source)
 
     # ---- the order of samples ----
 
@@ -250,7 +271,8 @@ class Trainer:
         result = self._forward_backward(group)
         # Under fp16 the grad scaler skips overflowing steps itself (and must see them): guard the loss only.
         guarded_norm = None if getattr(self.accelerator, "scaler", None) is not None else result.grad_norm
-        skipped = self.guard.before_update(self.global_step + 1, result.loss, guarded_norm)
+        # A DeepSpeed engine has already updated inside backward: only the check of the new weights applies.
+        skipped = False if self.deepspeed else self.guard.before_update(self.global_step + 1, result.loss, guarded_norm)
         if not skipped:
             self.grads.record(self.global_step + 1)
             self.optimizer.step()
@@ -280,7 +302,10 @@ class Trainer:
             loss_sum += loss.detach()
         loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
         # With clipping off, an infinite bound still yields the norm (the finite check needs it) and scales by exactly 1.
-        grad_norm = shards.whole(accelerator.clip_grad_norm_(self.params, self.config.train.max_grad_norm or float("inf")))
+        if self.deepspeed:
+            grad_norm = deepspeed_run.grad_norm(wrapper)  # the engine clipped in its step
+        else:
+            grad_norm = shards.whole(accelerator.clip_grad_norm_(self.params, self.config.train.max_grad_norm or float("inf")))
         tokens = int(accelerator.reduce(torch.tensor(tokens, device=device), reduction="sum").item())
         return StepResult(loss_value, grad_norm, tokens)
 
@@ -326,11 +351,19 @@ class Trainer:
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         tensors = shards.full_trainable_state(accelerator, self.layout, self.model, self.wrapper)
-        optimizer_state = shards.optimizer_state(self.layout, self.wrapper, self.optimizer.optimizer)
+        also_write = None
+        if self.deepspeed:  # every process writes its optimizer shard beside the checkpoint, then it moves in
+            staging = RunDir(self.out).checkpoint(self.global_step).with_name(f"{CHECKPOINT_PREFIX}{self.global_step}.tmp-deepspeed")
+            deepspeed_run.write_checkpoint(self.wrapper, staging)
+            accelerator.wait_for_everyone()
+            optimizer_state, also_write = deepspeed_run.MARKER, lambda folder: deepspeed_run.move_into(staging, folder)
+        else:
+            optimizer_state = shards.optimizer_state(self.layout, self.wrapper, self.optimizer.optimizer)
         if self.main:
             save_checkpoint(self.out, self.global_step, self.model, self.optimizer.optimizer, self.scheduler,
                             {"step": self.global_step, "epoch": self.epoch, "steps_in_epoch": self.done_in_epoch},
-                            self.config.train.save_total_limit, tensors=tensors, optimizer_state=optimizer_state)
+                            self.config.train.save_total_limit, tensors=tensors, optimizer_state=optimizer_state,
+                            also_write=also_write)
 
     def save(self, seconds: float, last_loss: float) -> None:
         """The result: trainable.safetensors, lntune.json, summary.json and the loss curve."""

@@ -18,8 +18,9 @@ def group_counts(model) -> list[tuple[str, int, int]]:
             continue
         seen.add(id(param))
         group = next(g for g, match in GROUPS if match(name))
-        rows[group][1] += param.numel()
-        rows[group][0] += param.numel() if param.requires_grad else 0
+        size = getattr(param, "ds_numel", None) or param.numel()  # DeepSpeed ZeRO-3 leaves an empty placeholder
+        rows[group][1] += size
+        rows[group][0] += size if param.requires_grad else 0
     return [(g, tr, tot) for g, (tr, tot) in rows.items() if tot]
 
 
