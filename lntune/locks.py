@@ -11,7 +11,8 @@ next writer takes over. Locks are re-entrant within one process (a pipeline that
 step that locks it again).
 Writing in place is atomic too: `write_text_atomic`, `replace_file` and `replace_folder` write a per-process
 temporary sibling (`temp_name`) and rename it over the target, so a killed writer never leaves a half-written
-file or folder, and two processes never share a half-written one.
+file or folder, and two processes never share a half-written one; the next write of the same target deletes
+the siblings of writers that have exited.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def replace_file(path: Path, write) -> Path:
     """Call `write(tmp)` on this process's temporary sibling of the file `path`, then rename it over `path`."""
     path = Path(path)
     tmp = temp_name(path)
+    remove_dead_temps(path)
     try:
         write(tmp)
         tmp.replace(path)
@@ -59,6 +61,7 @@ def replace_folder(out: Path, write, make: bool = False) -> Path:
     out = Path(out)
     tmp = temp_name(out)
     shutil.rmtree(tmp, ignore_errors=True)
+    remove_dead_temps(out)
     try:
         if make:
             tmp.mkdir(parents=True)
@@ -69,6 +72,13 @@ def replace_folder(out: Path, write, make: bool = False) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def remove_dead_temps(target: Path) -> None:
+    """Delete the temporary siblings of `target` (NAME.tmp-PID) whose writing process has exited."""
+    from lntune.ownership import remove_dead_temps as remove
+
+    remove(target)
 
 
 def remove_stale_temps(folder: Path, prefix: str) -> None:
