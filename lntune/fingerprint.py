@@ -60,9 +60,13 @@ def model_fingerprint(model_dir) -> str:
     run_file = model_dir / RUN_FILE
     if not run_file.is_file():
         return tree_fingerprint(model_dir, _WEIGHT_SUFFIXES) if model_dir.exists() else _hash(str(model_dir))
-    from lntune.model.load import read_run_file
+    from lntune.errors import LntuneError
+    from lntune.jsonio import load_json
 
-    base = read_run_file(model_dir)["base"]
+    meta = load_json(run_file, "an lntune run's description (base, strategy)")
+    base = meta.get("base") if isinstance(meta, dict) else None
+    if not isinstance(base, dict):
+        raise LntuneError(f"{run_file}: no 'base' object")
     # A run/HF base is identified by its weights (base_weights below), not by where it lies: moving it changes nothing.
     parts = {"trainable": file_digest(model_dir / TRAINABLE_FILE) if (model_dir / TRAINABLE_FILE).is_file() else None,
              "base": {"kind": base.get("kind")} if base.get("kind") in ("run", "hf") else base}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import shutil
 import threading
@@ -74,11 +75,32 @@ def replace_folder(out: Path, write, make: bool = False) -> Path:
     return out
 
 
-def remove_dead_temps(target: Path) -> None:
-    """Delete the temporary siblings of `target` (NAME.tmp-PID) whose writing process has exited."""
-    from lntune.ownership import remove_dead_temps as remove
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
-    remove(target)
+
+def remove_dead_temps(target: Path) -> list[Path]:
+    """Delete `NAME.tmp-PID` siblings of `target` whose writer (PID) has exited; returns what was deleted."""
+    target = Path(target)
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for leftover in target.parent.glob(f"{glob.escape(target.name)}.tmp-*"):
+        pid = leftover.name.rsplit(".tmp-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
 
 
 def remove_stale_temps(folder: Path, prefix: str) -> None:

@@ -14,11 +14,11 @@ export also lists the files written, so that replacing an export deletes nothing
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from lntune.errors import LntuneError
 from lntune.jsonio import first_few
+from lntune.locks import replace_folder, write_text_atomic
 
 MARKER = ".lntune-output.json"
 _IGNORED = {MARKER, ".lntune.lock"}  # lntune's own bookkeeping: not content
@@ -36,8 +36,6 @@ def read_marker(folder: Path) -> dict | None:
 
 def mark_folder(folder: Path, kind: str, files: list[str] | None = None) -> None:
     """Mark `folder` as lntune's output of `kind` (and the files it holds, when given)."""
-    from lntune.locks import write_text_atomic
-
     record = {"kind": kind, **({"files": sorted(files)} if files is not None else {})}
     write_text_atomic(Path(folder) / MARKER, json.dumps(record, indent=1) + "\n")
 
@@ -122,46 +120,8 @@ def model_inputs(model_dir) -> dict:
     return inputs
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def remove_dead_temps(target: Path) -> list[Path]:
-    """Delete `NAME.tmp-PID` siblings of `target` whose writer (PID) has exited; returns what was deleted."""
-    import shutil
-
-    target = Path(target)
-    removed = []
-    if not target.parent.is_dir():
-        return removed
-    for leftover in target.parent.glob(f"{_glob_escape(target.name)}.tmp-*"):
-        pid = leftover.name.rsplit(".tmp-", 1)[1]
-        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
-            continue
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
-        removed.append(leftover)
-    return removed
-
-
-def _glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
-
-
 def replace_owned_folder(out, kind: str, write) -> Path:
     """`locks.replace_folder(out, write)`, the new folder marked as lntune's `kind` listing the files written."""
-    from lntune.locks import replace_folder
-
     def write_marked(tmp: Path):
         write(tmp)
         mark_folder(tmp, kind, [p.name for p in tmp.iterdir() if p.name not in _IGNORED])

@@ -18,6 +18,7 @@ to a folder is allowed: each task's data is pinned when it is first evaluated.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from lntune.errors import LntuneError
@@ -117,14 +118,13 @@ def clear_evaluation(out_dir: Path) -> None:
     tasks = [task for task in _recorded_tasks(out_dir) if task in TASKS]
     folders = [out_dir / name for name in ("predictions", UNITS_DIR, *tasks) if (out_dir / name).is_dir()]
     for folder in folders:
-        foreign = [p.name for p in folder.iterdir() if not (p.is_file() and p.suffix in _RESULT_SUFFIXES)]
+        foreign = [str(p.relative_to(folder)) for p in folder.rglob("*")
+                   if p.is_symlink() or not (p.is_dir() or p.suffix in _RESULT_SUFFIXES)]
         if foreign:
             raise LntuneError(f"{folder}: holds files no evaluation writes ({', '.join(sorted(foreign)[:3])}); "
                               "--overwrite deletes only lntune's own files: move them elsewhere first")
     for folder in folders:
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder)
     for name in _OUTPUTS:
         if (out_dir / name).is_file():
             (out_dir / name).unlink()
