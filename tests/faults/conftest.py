@@ -25,7 +25,7 @@ def train_tiny(inputs: dict, out: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """{"inputs": config dict, "stage1": run, "stage2": run (base stage1, checkpoints at steps 1 and 2)}."""
+    """{"inputs": config dict, "stage1": run, "stage2": run (base stage1, its checkpoint at step 1)}."""
     root = tmp_path_factory.mktemp("faults")
     inputs = make_tiny_run_inputs(root / "inputs", samples=8)
     stage1 = train_tiny(inputs, root / "runs" / "stage1", train={"strategy": "connector", "max_steps": 1})
