@@ -197,7 +197,8 @@ def parse_yaml(text: str, source: str):
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent):
                 mark = event.start_mark
-                raise LntuneError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: YAML aliases (*{shown(event.anchor)}) "
+                raise LntuneError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: YAML aliases "
+                                  f"(*{str(event.anchor)[:40]}) "
                                   "are not allowed in lntune configs; write the value out")
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -21,6 +21,7 @@ processes equal one process with the same global batch.
 import contextlib
 import json
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -175,6 +176,13 @@ class Trainer:
         self.dataset = build_dataset(d, self.processor, self.config.train.seed)
         if len(self.dataset) == 0:
             raise LntuneError(f"{d.path}: no usable training samples")
+        t = self.config.train
+        if t.batch_size * self.world > len(self.dataset):  # one batch holds every sample: say so, and say it so
+            fits = -(-len(self.dataset) // self.world)
+            if self.main:
+                print(f"lntune: warning: train.batch_size {t.batch_size} x {self.world} processes is more than the "
+                      f"{len(self.dataset)} samples; using batch_size {fits}", file=sys.stderr)
+            t.batch_size = fits
         resuming = self.resume and list_checkpoints(self.out)
         if self.config.model.projector_init == "caption_alignment" and not self.config.model.base and not resuming:
             self._warm_start_projector()  # on whole tensors, before any sharding
