@@ -33,7 +33,19 @@ def describe_failure(err: BaseException) -> str | None:
         return f"an image is too large to decode safely ({_first_line(err)})"
     if isinstance(err, RuntimeError) and _is_write_failure(str(err)):
         return f"cannot write a file: {_first_line(err)} (a full disk, or a file size limit?)"
+    if type(err).__name__ == "SafetensorError" and "I/O error" in str(err):
+        return f"cannot write a safetensors file: {_first_line(err)}"
     return None
+
+
+def failed_write(target, err: BaseException):
+    """A LntuneError naming `target` for a write that failed on the machine's side (else None: a bug)."""
+    from lntune.errors import LntuneError
+
+    line = describe_failure(err)
+    if line is None:
+        return None
+    return LntuneError(f"{target}: not written: {line}; nothing was replaced")
 
 
 _WORDS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",

@@ -44,7 +44,7 @@ def replace_file(path: Path, write) -> Path:
     tmp = temp_name(path)
     remove_dead_temps(path)
     try:
-        write(tmp)
+        _written(path, write, tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -66,13 +66,28 @@ def replace_folder(out: Path, write, make: bool = False) -> Path:
     try:
         if make:
             tmp.mkdir(parents=True)
-        write(tmp)
+        _written(out, write, tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _written(target: Path, write, tmp: Path) -> None:
+    """write(tmp); a failure of the machine (full disk, read-only, ...) becomes one LntuneError naming `target`."""
+    from lntune.failures import failed_write
+
+    try:
+        write(tmp)
+    except LntuneError:
+        raise
+    except Exception as err:
+        error = failed_write(target, err)
+        if error is None:
+            raise
+        raise error from err
 
 
 def pid_alive(pid: int) -> bool:
