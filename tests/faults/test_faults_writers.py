@@ -108,3 +108,13 @@ def test_world_generate_refuses_a_folder_holding_other_files(tmp_path):
     (out / "keep.txt").write_text("x")
     assert_one_error(*cli("world", "generate", "--out", out, "--preset", "smoke", "--quiet"), f"{out}")
     assert (out / "keep.txt").read_text() == "x" and os.listdir(out) == ["keep.txt"]
+
+
+def test_reproduce_refuses_a_folder_holding_other_files(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "keep.csv").write_text("1,2\n")
+    before = snapshot(tmp_path)
+    assert_one_error(*cli("reproduce", "--preset", "world-quick", "--out", out, "--report-only"),
+                     f"{out}: holds files lntune did not write there ('keep.csv')")
+    assert snapshot(tmp_path) == before
