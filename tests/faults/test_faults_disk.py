@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import copy_run  # noqa: E402
-from support import ENV, assert_one_error, cli, cli_child, snapshot  # noqa: E402
+from support import assert_one_error, cli, cli_child, snapshot  # noqa: E402
 
 LIMIT = 16 * 1024  # bytes: the tiny model's weights (~50 KB) do not fit, its config does
 
@@ -42,12 +42,17 @@ def test_disk_full_while_saving_a_run_keeps_its_checkpoint(tiny, tmp_path):
     assert not (run / "trainable.safetensors").exists() and not list(run.glob("*.tmp-*"))
 
 
-def test_the_traceback_is_shown_only_when_asked_for(tiny, tmp_path):
-    argv = ("export", "--model", tiny["stage2"], "--out", tmp_path / "hf")
-    status, err = cli_child("--debug", *argv, max_file_bytes=LIMIT)
-    assert status == 2 and "Traceback" in err and err.rstrip().splitlines()[-1].startswith("lntune: error:")
-    status, err = cli_child(*argv, max_file_bytes=LIMIT, env={**ENV, "LNTUNE_DEBUG": "1"})
-    assert status == 2 and "Traceback" in err
+@pytest.mark.parametrize("ask", ["--debug", "LNTUNE_DEBUG=1"])
+def test_the_traceback_is_shown_only_when_asked_for(tmp_path, monkeypatch, ask):
+    argv = ("score", "pope", "--annotations", tmp_path / "none", "--predictions", tmp_path / "p.jsonl")
+    status, err = cli(*argv)
+    assert_one_error(status, err, "not a folder")
+    if ask == "--debug":
+        argv = ("--debug", *argv)
+    else:
+        monkeypatch.setenv("LNTUNE_DEBUG", "1")
+    status, err = cli(*argv)
+    assert status == 2 and "Traceback" in err and err.rstrip().splitlines()[-1].startswith("lntune: error: ")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; see the EROFS case below")
