@@ -62,9 +62,10 @@ def foreign_entries(folder: Path, kind: str, legacy: tuple[str, ...] = ()) -> li
 def claim_folder(folder, kind: str, legacy: tuple[str, ...] = (), option: str = "--out") -> Path:
     """`folder`, once it is known to be new, empty or lntune's own `kind` of output; LntuneError naming it otherwise."""
     folder = Path(folder)
-    if folder.resolve() == Path(folder.resolve().anchor) or folder.resolve() == Path.home().resolve():
-        raise LntuneError(f"{folder}: is {'the filesystem root' if folder.resolve().parent == folder.resolve() else 'the home folder'}; "
-                          f"choose a folder of its own for the {kind} ({option})")
+    resolved = folder.resolve()
+    if resolved.parent == resolved or resolved == Path.home().resolve():
+        where = "the filesystem root" if resolved.parent == resolved else "the home folder"
+        raise LntuneError(f"{folder}: is {where}; choose a folder of its own for the {kind} ({option})")
     foreign = foreign_entries(folder, kind, legacy)
     if not foreign:
         return folder

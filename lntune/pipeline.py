@@ -10,7 +10,6 @@ overwritten: the folder holds finished work, so deleting it (or using another ou
 user's call. So every orchestrated job can be killed and simply run again.
 """
 
-import json
 from pathlib import Path
 
 from lntune.config import RunConfig, load_config, resolve_paths

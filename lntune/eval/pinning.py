@@ -12,8 +12,8 @@ the same folder with another model, other benchmark files or another image folde
 naming the difference; with `overwrite` the folder's evaluation outputs are deleted first and it starts
 afresh (only the files an evaluation writes, in the folders its records list). The folder must be new, empty
 or an evaluation's, and may not be the model, its base, the data or image root, or a folder above one of them
-(lntune/ownership.py). Protocol, seed and decoding are pinned by the runner's eval_config.json the same way. Adding tasks
-to a folder is allowed: each task's data is pinned when it is first evaluated.
+(lntune/ownership.py). Protocol, seed and decoding are pinned by the runner's eval_config.json the same way.
+Adding tasks to a folder is allowed: each task's data is pinned when it is first evaluated.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ the embedded SmolLM2, resolved on the machine that loads it. Paths are reference
 run (a cache key under $LNTUNE_HOME, or relative to the run + absolute; lntune/run_refs.py).
 """
 
-import json
 from pathlib import Path
 
 from lntune.errors import LntuneError

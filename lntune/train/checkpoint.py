@@ -114,10 +114,12 @@ def _damaged(path: Path):
     except LntuneError:
         raise
     except FileNotFoundError:
-        raise LntuneError(f"{path}: missing; the checkpoint is incomplete: delete it to resume from an earlier one") from None
+        raise LntuneError(f"{path}: missing; the checkpoint is incomplete: delete it to resume from an earlier "
+                          "one") from None
     except Exception as err:  # torch and pickle raise many types for a file cut short or overwritten
-        raise LntuneError(f"{path}: damaged ({type(err).__name__}: {str(err).strip().splitlines()[0][:100] if str(err).strip() else ''}); "
-                          "delete this checkpoint to resume from an earlier one") from None
+        detail = (str(err).strip().splitlines() or [""])[0][:100]
+        raise LntuneError(f"{path}: damaged ({type(err).__name__}: {detail}); delete this checkpoint to resume from "
+                          "an earlier one") from None
 
 
 def save_result(output_dir: Path, model, run_meta: dict, tensors: dict | None = None) -> None:

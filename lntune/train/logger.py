@@ -4,7 +4,6 @@ On resume, metrics.jsonl is cut back to the resumed step so the file never holds
 JSON: a non-finite loss or gradient norm is written as null (with a warning).
 """
 
-import json
 import time
 from pathlib import Path
 

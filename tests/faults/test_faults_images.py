@@ -3,7 +3,6 @@
 `eval` and `chat`, naming the image."""
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
