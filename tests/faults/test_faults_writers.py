@@ -118,3 +118,13 @@ def test_reproduce_refuses_a_folder_holding_other_files(tmp_path):
     assert_one_error(*cli("reproduce", "--preset", "world-quick", "--out", out, "--report-only"),
                      f"{out}: holds files lntune did not write there ('keep.csv')")
     assert snapshot(tmp_path) == before
+
+
+def test_world_generate_force_replaces_only_a_world_holding_its_own_files(tmp_path):
+    out = tmp_path / "w"
+    assert cli("world", "generate", "--out", out, "--preset", "smoke", "--quiet")[0] == 0
+    (out / "my-notes.txt").write_text("keep")
+    before = snapshot(tmp_path)
+    assert_one_error(*cli("world", "generate", "--out", out, "--preset", "smoke", "--quiet", "--force"),
+                     f"{out}: holds files lntune did not write there ('my-notes.txt')")
+    assert snapshot(tmp_path) == before
