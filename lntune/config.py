@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from lntune.errors import LntuneError
+from lntune.errors import LntuneError, shown
 from lntune.strategies import STRATEGIES, StrategySpec, StrategySwitches
 
 
@@ -111,10 +111,10 @@ class RunConfig:
             choices["world.vision_objective"] = (self.world.vision_objective, ("contrastive", "classification"))
         for key, (value, allowed) in choices.items():
             if value not in allowed:
-                raise LntuneError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+                raise LntuneError(f"{key}: {shown(value)} is not one of {', '.join(allowed)}")
         check_ranges(self)
         if self.train.strategy not in STRATEGIES:
-            raise LntuneError(f"train.strategy: unknown strategy {self.train.strategy!r}; valid: {', '.join(STRATEGIES)}")
+            raise LntuneError(f"train.strategy: unknown strategy {shown(self.train.strategy)}; valid: {', '.join(STRATEGIES)}")
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -161,21 +161,53 @@ def load_config(path=None, overrides=(), data: dict | None = None) -> RunConfig:
     if data is None:
         data = {}
         if path:
-            try:
-                data = yaml.safe_load(Path(path).read_text()) or {}
-            except FileNotFoundError:
-                raise LntuneError(f"{path}: config file not found") from None
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                raise LntuneError(f"{path}: invalid YAML{where}") from None
+            data = read_yaml(Path(path), "config") or {}
     data = _deep_copy(data)
     for item in overrides:
         if "=" not in item:
-            raise LntuneError(f"override {item!r}: expected key=value")
+            raise LntuneError(f"override {shown(item)}: expected key=value")
         key, value = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(value) if value != "" else None)
+        _set_dotted(data, key.strip(), parse_yaml(value, f"override {shown(key)}") if value != "" else None)
     return _build(RunConfig, data, source, "")
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a run config is a few KB; anything this large is not one
+
+
+def read_yaml(path: Path, what: str):
+    """The YAML document in `path`; LntuneError naming the file when it is missing, a folder, binary, huge,
+    malformed or uses aliases."""
+    if path.is_dir():
+        raise LntuneError(f"{path}: is a folder, not a {what} file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise LntuneError(f"{path}: {size} bytes, too large for a {what} file (at most {MAX_CONFIG_BYTES})")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LntuneError(f"{path}: {what} file not found") from None
+    except UnicodeDecodeError as err:
+        raise LntuneError(f"{path}: not UTF-8 text (byte {err.start}); expected a YAML {what} file") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str):
+    """yaml.safe_load of `text`, refusing aliases (`*name`): a few lines of them can expand to gigabytes."""
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                mark = event.start_mark
+                raise LntuneError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: YAML aliases "
+                                  f"(*{str(event.anchor)[:40]}) "
+                                  "are not allowed in lntune configs; write the value out")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise LntuneError(f"{source}: invalid YAML{where}") from None
+    except RecursionError:
+        raise LntuneError(f"{source}: YAML nested too deeply") from None
+
 
 
 def _deep_copy(data):
@@ -190,7 +222,7 @@ def _set_dotted(data: dict, key: str, value):
             node[part] = {}
         node = node[part]
         if not isinstance(node, dict):
-            raise LntuneError(f"override {key}: {part!r} is not a section")
+            raise LntuneError(f"override {shown(key)}: {shown(part)} is not a section")
     node[parts[-1]] = value
 
 
@@ -201,7 +233,7 @@ def _build(cls, data, source, prefix):
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - valid)
     if unknown:
-        raise LntuneError(f"{source}: unknown key {prefix + unknown[0]!r} (valid keys here: {', '.join(sorted(valid))})")
+        raise LntuneError(f"{source}: unknown key {shown(prefix + str(unknown[0]))} (valid keys here: {', '.join(sorted(valid))})")
     kwargs = {name: _coerce(hints[name], value, source, prefix + name) for name, value in data.items()}
     return cls(**kwargs)
 
@@ -218,7 +250,7 @@ def _coerce(hint, value, source, key):
             return _coerce_one(option, value, source, key)
         except (TypeError, ValueError):
             continue
-    raise LntuneError(f"{source}: {key}: {value!r} is not a valid {_type_name(hint)}")
+    raise LntuneError(f"{source}: {key}: {shown(value)} is not a valid {_type_name(hint)}")
 
 
 def _coerce_one(option, value, source, key):
@@ -243,7 +275,7 @@ def _coerce_one(option, value, source, key):
             raise TypeError("not a number")
         number = float(value)  # YAML reads "2e-3" as a string; float() accepts it
         if not math.isfinite(number):
-            raise LntuneError(f"{source}: {key}: must be a finite number, got {value}")
+            raise LntuneError(f"{source}: {key}: must be a finite number, got {shown(value)}")
         return number
     if option is str:
         if isinstance(value, (dict, list)):

@@ -60,7 +60,13 @@ def model_fingerprint(model_dir) -> str:
     run_file = model_dir / RUN_FILE
     if not run_file.is_file():
         return tree_fingerprint(model_dir, _WEIGHT_SUFFIXES) if model_dir.exists() else _hash(str(model_dir))
-    base = json.loads(run_file.read_text()).get("base", {})
+    from lntune.errors import LntuneError
+    from lntune.jsonio import load_json
+
+    meta = load_json(run_file, "an lntune run's description (base, strategy)")
+    base = meta.get("base") if isinstance(meta, dict) else None
+    if not isinstance(base, dict):
+        raise LntuneError(f"{run_file}: no 'base' object")
     # A run/HF base is identified by its weights (base_weights below), not by where it lies: moving it changes nothing.
     parts = {"trainable": file_digest(model_dir / TRAINABLE_FILE) if (model_dir / TRAINABLE_FILE).is_file() else None,
              "base": {"kind": base.get("kind")} if base.get("kind") in ("run", "hf") else base}
@@ -111,7 +117,11 @@ def _short(value) -> str:
 
 def stage_change(before: dict, now: dict) -> str | None:
     """How the inputs of a stage changed, in words, or None when they are the same."""
-    changed = first_difference(before.get("config", {}), now.get("config", {}))
+    before_config, now_config = dict(before.get("config", {})), dict(now.get("config", {}))
+    if before.get("base_weights") and before.get("base_weights") == now.get("base_weights"):
+        before_config.pop("model.base", None)  # the same base weights, found elsewhere: the base has moved
+        now_config.pop("model.base", None)
+    changed = first_difference(before_config, now_config)
     if changed:
         return changed
     if before.get("base_weights") != now.get("base_weights"):

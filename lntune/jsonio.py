@@ -74,6 +74,8 @@ def read_text(path: Path, what: str) -> str:
         raise LntuneError(f"{path}: file not found (expected {what})")
     try:
         return path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise LntuneError(f"{path}: permission denied (expected {what})") from None
     except UnicodeDecodeError as err:
         raise LntuneError(f"{path}: not UTF-8 text (byte {err.start}); expected {what}") from None
 
@@ -83,6 +85,8 @@ def parse_json(text: str, path: Path, what: str):
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise LntuneError(f"{path}:{err.lineno}:{err.colno}: malformed JSON in {what}: {err.msg}") from None
+    except RecursionError:
+        raise LntuneError(f"{path}: JSON nested too deeply to be {what}") from None
 
 
 def parse_lines(text: str, path: Path, what: str, tag_lines: bool = True) -> list:
@@ -94,6 +98,8 @@ def parse_lines(text: str, path: Path, what: str, tag_lines: bool = True) -> lis
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise LntuneError(f"{path}:{lineno}:{err.colno}: malformed JSON in {what}: {err.msg}") from None
+        except RecursionError:
+            raise LntuneError(f"{path}:{lineno}: JSON nested too deeply to be {what}") from None
         if not isinstance(row, dict):
             raise LntuneError(f"{path}:{lineno}: expected one JSON object per line in {what}")
         if tag_lines:

@@ -11,13 +11,15 @@ next writer takes over. Locks are re-entrant within one process (a pipeline that
 step that locks it again).
 Writing in place is atomic too: `write_text_atomic`, `replace_file` and `replace_folder` write a per-process
 temporary sibling (`temp_name`) and rename it over the target, so a killed writer never leaves a half-written
-file or folder, and two processes never share a half-written one.
+file or folder, and two processes never share a half-written one; the next write of the same target deletes
+the siblings of writers that have exited.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import shutil
 import threading
@@ -40,8 +42,9 @@ def replace_file(path: Path, write) -> Path:
     """Call `write(tmp)` on this process's temporary sibling of the file `path`, then rename it over `path`."""
     path = Path(path)
     tmp = temp_name(path)
+    remove_dead_temps(path)
     try:
-        write(tmp)
+        _written(path, write, tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -59,16 +62,60 @@ def replace_folder(out: Path, write, make: bool = False) -> Path:
     out = Path(out)
     tmp = temp_name(out)
     shutil.rmtree(tmp, ignore_errors=True)
+    remove_dead_temps(out)
     try:
         if make:
             tmp.mkdir(parents=True)
-        write(tmp)
+        _written(out, write, tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _written(target: Path, write, tmp: Path) -> None:
+    """write(tmp); a failure of the machine (full disk, read-only, ...) becomes one LntuneError naming `target`."""
+    from lntune.failures import failed_write
+
+    try:
+        write(tmp)
+    except LntuneError:
+        raise
+    except Exception as err:
+        error = failed_write(target, err)
+        if error is None:
+            raise
+        raise error from err
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_temps(target: Path) -> list[Path]:
+    """Delete `NAME.tmp-PID` siblings of `target` whose writer (PID) has exited; returns what was deleted."""
+    target = Path(target)
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for leftover in target.parent.glob(f"{glob.escape(target.name)}.tmp-*"):
+        pid = leftover.name.rsplit(".tmp-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
 
 
 def remove_stale_temps(folder: Path, prefix: str) -> None:

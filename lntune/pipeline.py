@@ -10,7 +10,6 @@ overwritten: the folder holds finished work, so deleting it (or using another ou
 user's call. So every orchestrated job can be killed and simply run again.
 """
 
-import json
 from pathlib import Path
 
 from lntune.config import RunConfig, load_config, resolve_paths
@@ -56,13 +55,14 @@ def run_stage(config: RunConfig) -> Path:
 def require_same_inputs(out: Path, config: RunConfig) -> None:
     """LntuneError when the finished run in `out` was trained from other inputs than `config`'s."""
     from lntune.fingerprint import BOOKKEEPING, first_difference, flat_config, stage_change, stage_inputs
+    from lntune.model.load import read_run_file
     from lntune.train.run_guard import read_inputs
 
     before, now = read_inputs(out), stage_inputs(config)
     if before is not None:
         change = stage_change(before, now)
     else:  # a run that predates inputs.json: its config is all there is to compare
-        recorded = json.loads(RunDir(out).run_file.read_text()).get("config", {})
+        recorded = read_run_file(out).get("config", {})
         old = {k: v for k, v in flat_config(recorded).items() if k not in BOOKKEEPING}
         # keys added to lntune after that run was made are not differences
         change = first_difference(old, {k: v for k, v in now["config"].items() if k in old})
@@ -76,6 +76,7 @@ def evaluate_run(run_dir, out_dir, data_root, tasks=EVAL_TASKS, limit=None, batc
     """{task: metrics} for a model directory, loaded in `dtype` ("float32", "bfloat16"; None: load_mllm's default);
     reads a finished evaluation back instead of redoing it."""
     from lntune.eval.pinning import eval_inputs, pin_evaluation, read_pins, record_pins
+    from lntune.jsonio import load_json
     from lntune.locks import hold_lock
 
     out_dir = Path(out_dir)
@@ -92,7 +93,7 @@ def evaluate_run(run_dir, out_dir, data_root, tasks=EVAL_TASKS, limit=None, batc
         if done.is_file() and before.get("settings") == pins["settings"]:
             from lntune.eval.intervals import units_path
 
-            metrics = json.loads(done.read_text())
+            metrics = load_json(done, "an evaluation's metrics ({task: metrics})")
             # An evaluation without the per-unit records (an older lntune) is re-scored: nothing is regenerated.
             if all(task in metrics and units_path(out_dir, task).is_file() for task in tasks):
                 return {task: metrics[task] for task in tasks}

@@ -126,11 +126,12 @@ def grounding_control(run_dir, data_root, image_root, out: Path, limit=None, bat
     out/grounding.json and out/grounding.png, and read back from there when already done."""
     from lntune.analysis.grounding import grounding_scores
     from lntune.analysis.plots import plot_grounding
+    from lntune.jsonio import load_json
     from lntune.model.load import load_mllm
 
     done = Path(out) / "grounding.json"
     if done.is_file():
-        result = json.loads(done.read_text())
+        result = load_json(done, "grounding scores")
     else:
         import torch
 

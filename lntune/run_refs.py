@@ -32,8 +32,11 @@ def path_ref(path, run_dir=None) -> dict:
     return ref
 
 
-def resolve_ref(ref, run_dir, what: str, source) -> Path:
-    """The existing path a reference names; LntuneError naming what is missing and where it was looked for."""
+def resolve_ref(ref, run_dir, what: str, source, check=None) -> Path:
+    """The existing path a reference names; LntuneError naming what is missing and where it was looked for.
+
+    `check(path)`: None when an existing candidate is the right one, else why not (the base's weights were
+    replaced, say); the first candidate that passes is returned, and when none does the first reason is raised."""
     if isinstance(ref, str):  # a plain path (older runs, or a base given in memory)
         path = Path(ref)
         candidates = [path if path.is_absolute() or run_dir is None else Path(run_dir) / path]
@@ -45,9 +48,15 @@ def resolve_ref(ref, run_dir, what: str, source) -> Path:
     else:
         raise LntuneError(f"{source}: the {what} reference {ref!r} is not a path, "
                           "{'home': ...} or {'relative'/'absolute': ...}")
+    reasons = []
     for candidate in candidates:
         if candidate.exists():
-            return candidate
+            reason = check(candidate) if check is not None else None
+            if reason is None:
+                return candidate
+            reasons.append(reason)
+    if reasons:
+        raise LntuneError(f"{source}: {reasons[0]}; put the original back, or train this run again on the new one")
     if isinstance(ref, dict) and "home" in ref:
         raise LntuneError(f"{source}: the {what} {ref['home']!r} is not in $LNTUNE_HOME ({lntune_home()}); copy that "
                           f"cache entry there or point LNTUNE_HOME at the cache that holds it")

@@ -30,7 +30,10 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     assert (out / "results.png").stat().st_size > 0
     assert (out / "stage2-layernorm" / "lntune.json").exists()
     stage2 = json.loads((out / "stage2-layernorm" / "lntune.json").read_text())
-    assert stage2["base"] == {"kind": "run", "path": {"absolute": str((out / "stage1").resolve()), "relative": "../stage1"}}
+    from lntune.fingerprint import model_fingerprint
+
+    assert stage2["base"] == {"kind": "run", "path": {"absolute": str((out / "stage1").resolve()), "relative": "../stage1"},
+                              "weights": model_fingerprint(out / "stage1")}  # a replaced stage 1 is refused on load
     train_settings = json.loads((out / "stage2-layernorm" / "run_config.json").read_text())["train"]
     assert (train_settings["lr"], train_settings["projector_lr"]) == (2.0e-3, 2.0e-4)
     # a second run finds everything done and only rewrites the report

@@ -88,8 +88,11 @@ def test_reproduce_tiny_end_to_end(tmp_path, one_thread):
         assert (out / "sweep" / strategy / "sweep.png").is_file()
     # the Table 5 runs start from the classification tower's own stage 1
     base = json.loads((out / "table5" / "layernorm" / "lntune.json").read_text())["base"]
+    from lntune.fingerprint import model_fingerprint
+
     assert base == {"kind": "run", "path": {"absolute": str((out / "stage1-classification").resolve()),
-                                            "relative": "../../stage1-classification"}}
+                                            "relative": "../../stage1-classification"},
+                    "weights": model_fingerprint(out / "stage1-classification")}
     # the subsets train on one type each, at layernorm's best learning rate
     subset = json.loads((out / "subsets" / "detail" / "run_config.json").read_text())
     assert subset["data"]["path"].endswith("instruct/detail.json") and subset["data"]["max_samples"] == 8

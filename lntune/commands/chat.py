@@ -60,5 +60,5 @@ def _open(path):
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         raise LntuneError(f"--image {path}: not a readable image ({err})") from None

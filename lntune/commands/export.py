@@ -2,7 +2,12 @@
 
     lntune export --model runs/stage2 --out exported/                       # LlavaForConditionalGeneration
     lntune export --model runs/stage2 --format peft --out adapter/          # PeftModel.from_pretrained(base, ...)
+
+--out must be new, empty or an earlier export holding only what lntune wrote there, and may not be the model,
+its base or a folder above either (lntune/ownership.py); one export at a time writes a folder.
 """
+
+import contextlib
 
 
 def register(subparsers):
@@ -18,16 +23,37 @@ def register(subparsers):
 def run(args) -> int:
     from lntune.errors import LntuneError
 
-    if args.format == "peft":
-        from lntune.model.peft_export import export_peft
-
-        out = export_peft(args.model, args.out, base_out=args.base_out)
-        print(f"lntune: peft adapter written to {out} (load with peft.PeftModel.from_pretrained(base, '{out}'))")
-        return 0
-    if args.base_out:
+    if args.base_out and args.format != "peft":
         raise LntuneError("--base-out goes with --format peft")
-    from lntune.model.export import export_hf
+    with owned_outputs(args.model, {"--out": args.out, "--base-out": args.base_out}):
+        if args.format == "peft":
+            from lntune.model.peft_export import export_peft
 
-    out = export_hf(args.model, args.out)
+            out = export_peft(args.model, args.out, base_out=args.base_out)
+            print(f"lntune: peft adapter written to {out} (load with peft.PeftModel.from_pretrained(base, '{out}'))")
+            return 0
+        from lntune.model.export import export_hf
+
+        out = export_hf(args.model, args.out)
     print(f"lntune: exported to {out} (load with transformers.LlavaForConditionalGeneration.from_pretrained)")
     return 0
+
+
+@contextlib.contextmanager
+def owned_outputs(model, outputs: dict):
+    """Hold the export lock of each output folder ({option: path}, None skipped), each checked free to write."""
+    from pathlib import Path
+
+    from lntune.locks import hold_lock
+    from lntune.model.export import EXPORT
+    from lntune.ownership import claim_folder, model_inputs, refuse_overlap
+
+    outputs = {option: Path(path) for option, path in outputs.items() if path}
+    inputs = model_inputs(model)
+    with contextlib.ExitStack() as stack:
+        for option, path in outputs.items():
+            others = {f"the {other} folder": folder for other, folder in outputs.items() if other != option}
+            refuse_overlap(path, {**inputs, **others}, option)
+            stack.enter_context(hold_lock(path, EXPORT, inside=False))
+            claim_folder(path, EXPORT, option=option)
+        yield

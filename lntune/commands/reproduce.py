@@ -69,6 +69,11 @@ def run(args) -> int:
         return 0
     if args.threads is not None and args.threads < 1:
         raise LntuneError(f"--threads must be >= 1, got {args.threads}")
+    from lntune.ownership import claim_folder, mark_folder
+
+    claim_folder(out, "reproduction", legacy=("jobs.json", "report.md"))  # new, empty or a reproduction's
+    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, "reproduction")
     reproduce(preset, out, progress=not args.no_progress, threads=args.threads, report_only=args.report_only)
     print(f"lntune reproduce: report at {out / 'report.md'}")
     if args.export_docs:

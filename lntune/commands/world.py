@@ -48,6 +48,10 @@ def run_generate(args) -> int:
     if args.force and out.exists() and any(out.iterdir()):
         if not (out / "world.json").is_file():
             raise LntuneError(f"{out}: --force only replaces a world directory (no world.json here)")
+        from lntune.ownership import claim_folder
+        from lntune.world.generate import WORLD
+
+        claim_folder(out, WORLD, legacy=("world.json",))  # a marked world holding other files is refused
         staged = out.parent / f".{out.name}.new"
         shutil.rmtree(staged, ignore_errors=True)  # left by an interrupted --force
         generate_world(staged, preset=args.preset, seed=args.seed, progress=not args.quiet)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from lntune.errors import LntuneError
+from lntune.errors import LntuneError, shown
 
 
 def check_relative(rel: str) -> None:
     """LntuneError when `rel` is absolute or climbs out with `..` (a check on the text alone)."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        raise LntuneError(f"image path {shown(rel)} is not a file name (empty, not text, or holding a NUL byte)")
     if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
         raise LntuneError(f"image path {rel!r} is absolute; paths must be relative to the image folder")
     if ".." in PurePosixPath(rel.replace("\\", "/")).parts:

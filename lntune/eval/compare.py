@@ -10,7 +10,8 @@ For every task both folders evaluated (their metrics.json), each headline metric
 bootstrap: the same resamples of the benchmark's units (units/<task>.json, written by `lntune eval`) are
 scored for both evaluations, so question difficulty cancels out of the difference and the interval is far
 narrower than two separate intervals would suggest. Evaluations of different question sets (another
---limit, another data root) are refused: a paired difference means nothing there.
+--limit, another data root) are refused: a paired difference means nothing there; so is a folder whose
+metrics.json does not agree with its units/ (one of them edited after the evaluation).
 
 `compare_units` is the same test on records in memory, for code that holds them (several seeds, e.g.).
 """
@@ -104,9 +105,32 @@ def compare_eval_dirs(dir_a, dir_b, n_resamples: int = DEFAULT_RESAMPLES, seed: 
         name_b, units_b = read_units(units_path(dir_b, task))
         if name_a != name_b:
             raise LntuneError(f"{task}: {dir_a} holds {name_a} records, {dir_b} holds {name_b}")
+        for folder, name, units, metrics in ((dir_a, name_a, units_a, metrics_a), (dir_b, name_b, units_b, metrics_b)):
+            check_metrics_match_units(Path(folder), task, name, units, metrics[task])
         out[task] = compare_units(name_a, units_a, units_b, n_resamples=n_resamples, seed=seed,
                                   points=(metrics_a[task], metrics_b[task]), label=task)
     return out
+
+
+def check_metrics_match_units(eval_dir: Path, task: str, name: str, units: list[dict], metrics) -> None:
+    """LntuneError when a headline number of metrics.json is not what units/<task>.json give (an edited file)."""
+    import math
+
+    import numpy as np
+
+    if not isinstance(metrics, dict):
+        raise LntuneError(f"{eval_dir / 'metrics.json'}: {task} is not a dict of metrics")
+    if not units:
+        raise LntuneError(f"{units_path(eval_dir, task)}: holds no records")
+    recomputed = benchmark(name).statistic(units)(np.ones((1, len(units))))
+    for metric in HEADLINE_METRICS[name]:
+        if metric not in recomputed or metric not in metrics:
+            continue
+        stated, found = metrics[metric], float(np.asarray(recomputed[metric]).reshape(-1)[0])
+        if not isinstance(stated, (int, float)) or not math.isclose(stated, found, rel_tol=1e-4, abs_tol=1e-4):
+            raise LntuneError(f"{eval_dir / 'metrics.json'}: {task} {metric} is {stated!r} but "
+                              f"{units_path(eval_dir, task)} gives {found:.4f}; one of the two was changed after "
+                              "the evaluation: re-run the same `lntune eval` command to score it again")
 
 
 def _read_metrics(eval_dir) -> dict:

@@ -10,8 +10,10 @@ OUT/eval_inputs.json records the model (its path and lntune/fingerprint.py's fin
 task, the benchmark files (a fingerprint of DATA_ROOT/<task>/) and the image folder. A later evaluation into
 the same folder with another model, other benchmark files or another image folder is refused with one line
 naming the difference; with `overwrite` the folder's evaluation outputs are deleted first and it starts
-afresh. Protocol, seed and decoding are pinned by the runner's eval_config.json the same way. Adding tasks
-to a folder is allowed: each task's data is pinned when it is first evaluated.
+afresh (only the files an evaluation writes, in the folders its records list). The folder must be new, empty
+or an evaluation's, and may not be the model, its base, the data or image root, or a folder above one of them
+(lntune/ownership.py). Protocol, seed and decoding are pinned by the runner's eval_config.json the same way.
+Adding tasks to a folder is allowed: each task's data is pinned when it is first evaluated.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from lntune.jsonio import load_json
 
 INPUTS_FILE = "eval_inputs.json"
 # What an evaluation writes into its folder (besides one sub-folder per task); --overwrite removes only these.
-_OUTPUTS = ("predictions", "eval_config.json", "metrics.json", "results.md", "timing.json", INPUTS_FILE, UNITS_DIR)
+_OUTPUTS = ("eval_config.json", "metrics.json", "results.md", "timing.json", INPUTS_FILE)
+_RESULT_SUFFIXES = (".json", ".jsonl", ".txt")  # what predictions/, units/ and the task folders hold
+_LEGACY = ("eval_config.json", INPUTS_FILE, "metrics.json", "predictions")  # an evaluation from before the marker
+EVALUATION = "evaluation"
 
 
 def eval_inputs(model_dir, data_root, image_root, tasks) -> dict:
@@ -42,11 +47,16 @@ def pin_evaluation(out_dir, inputs: dict, overwrite: bool = False, how_to_restar
     """The record to keep in OUT/inputs.json; LntuneError when the folder holds an evaluation of other inputs.
 
     Call while holding the folder's lock. `how_to_restart` is the advice in the refusal."""
+    from lntune.ownership import claim_folder, model_inputs, refuse_overlap
+
     out_dir = Path(out_dir)
     for pinned in inputs["data"].values():
         if Path(pinned["root"]).is_relative_to(out_dir.resolve()):
             raise LntuneError(f"{out_dir}: holds the benchmark files (data root {pinned['root']}); write the "
                               "evaluation to another folder")
+        refuse_overlap(out_dir, {"the image root": pinned["images"]})
+    refuse_overlap(out_dir, model_inputs(inputs["model"]["path"]))
+    claim_folder(out_dir, EVALUATION, legacy=_LEGACY)
     if overwrite:
         clear_evaluation(out_dir)
     before = read_pins(out_dir)
@@ -69,8 +79,11 @@ def read_pins(out_dir) -> dict | None:
 
 def record_pins(out_dir, pins: dict) -> None:
     from lntune.eval.tasks.base import write_json
+    from lntune.ownership import mark_folder, read_marker
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    if read_marker(Path(out_dir)) is None:
+        mark_folder(Path(out_dir), EVALUATION)
     write_json(Path(out_dir) / INPUTS_FILE, pins)
 
 
@@ -97,14 +110,33 @@ def _holds_results(out_dir: Path) -> bool:
 
 
 def clear_evaluation(out_dir: Path) -> None:
-    """Delete what an evaluation wrote into `out_dir` (nothing else in it is touched; task folders only when the
-    folder is known to hold an evaluation)."""
+    """Delete what an evaluation wrote into `out_dir`: its files, and in its result folders (predictions/, units/
+    and the folder of each task its records list) the result files only. A result folder holding anything else
+    is refused before anything is deleted."""
     from lntune.eval.tasks.registry import TASKS
 
-    known = any((out_dir / name).exists() for name in ("eval_config.json", INPUTS_FILE, "predictions"))
-    for name in (*_OUTPUTS, *(TASKS if known else ())):
-        target = out_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    tasks = [task for task in _recorded_tasks(out_dir) if task in TASKS]
+    folders = [out_dir / name for name in ("predictions", UNITS_DIR, *tasks) if (out_dir / name).is_dir()]
+    for folder in folders:
+        foreign = [str(p.relative_to(folder)) for p in folder.rglob("*")
+                   if p.is_symlink() or not (p.is_dir() or p.suffix in _RESULT_SUFFIXES)]
+        if foreign:
+            raise LntuneError(f"{folder}: holds files no evaluation writes ({', '.join(sorted(foreign)[:3])}); "
+                              "--overwrite deletes only lntune's own files: move them elsewhere first")
+    for folder in folders:
+        shutil.rmtree(folder)
+    for name in _OUTPUTS:
+        if (out_dir / name).is_file():
+            (out_dir / name).unlink()
+
+
+def _recorded_tasks(out_dir: Path) -> set[str]:
+    """The tasks an evaluation's records (eval_inputs.json, eval_config.json, metrics.json) name."""
+    tasks = set()
+    for name, key in ((INPUTS_FILE, "data"), ("eval_config.json", "decoding"), ("metrics.json", None)):
+        path = out_dir / name
+        if path.is_file():
+            record = load_json(path, "an evaluation record")
+            section = record.get(key) if key and isinstance(record, dict) else record
+            tasks |= set(section) if isinstance(section, dict) else set()
+    return tasks

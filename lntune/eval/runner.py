@@ -122,7 +122,7 @@ def check_run_config(out_dir: Path, config: dict) -> None:
     """Write <out>/eval_config.json, or refuse when an earlier run there used other settings."""
     path = out_dir / CONFIG_FILE
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = _read_json_or_empty(path)
         for key in ("protocol", "seed", "dtype"):
             # A folder written before the precision was recorded has no "dtype"; it is recorded from now on.
             if key == "dtype" and key not in previous:
@@ -268,9 +268,14 @@ def open_image(path: Path, sample_id: str, task: str):
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         raise LntuneError(f"{task}: cannot read the image of sample {sample_id}: {path} ({err})") from None
 
 
 def _read_json_or_empty(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    from lntune.jsonio import load_json
+
+    data = load_json(path, "an evaluation record") if path.is_file() else {}
+    if not isinstance(data, dict):
+        raise LntuneError(f"{path}: expected a JSON object; delete the file to write it afresh")
+    return data

@@ -49,4 +49,7 @@ def to_plain_llava(model):
 def export_hf(run_dir, out) -> Path:
     model, processor = load_mllm(run_dir)
     merge_lora(model)
-    return save_mllm(to_plain_llava(model), processor, Path(out))
+    return save_mllm(to_plain_llava(model), processor, Path(out), kind=EXPORT)
+
+
+EXPORT = "export"  # the kind of folder an export writes (lntune/ownership.py)

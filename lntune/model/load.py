@@ -13,7 +13,6 @@ the embedded SmolLM2, resolved on the machine that loads it. Paths are reference
 run (a cache key under $LNTUNE_HOME, or relative to the run + absolute; lntune/run_refs.py).
 """
 
-import json
 from pathlib import Path
 
 from lntune.errors import LntuneError
@@ -93,8 +92,25 @@ def load_base(base: dict, dtype=None, relative_to: Path | None = None):
                           projector_init_scale=base.get("projector_init_scale", 1.0))
     if kind in ("hf", "run"):
         what = "base run" if kind == "run" else "base model"
-        return load_mllm(resolve_ref(base["path"], relative_to, what, source), dtype=dtype)
+        return load_mllm(resolve_ref(base["path"], relative_to, what, source, check=_same_weights(base, what)),
+                         dtype=dtype)
     raise LntuneError(f"unknown base kind {kind!r} in {RUN_FILE} (expected build, hf or run)")
+
+
+def _same_weights(base: dict, what: str):
+    """A check for resolve_ref: None when a candidate base holds the weights lntune.json pinned (runs written
+    before the pin have none: any candidate passes), else why not."""
+    pinned = base.get("weights")
+    if not pinned:
+        return None
+
+    def check(candidate: Path):
+        from lntune.fingerprint import model_fingerprint
+
+        found = model_fingerprint(candidate)
+        return None if found == pinned else (f"the {what} at {candidate} holds other weights (fingerprint "
+                                            f"{found[:12]}, this run was trained on {pinned[:12]})")
+    return check
 
 
 def _load_hf(path: Path, dtype):
@@ -102,17 +118,18 @@ def _load_hf(path: Path, dtype):
 
     from lntune.model.projector import LntuneLlavaForConditionalGeneration
 
-    config = json.loads((path / "config.json").read_text())
-    if config.get("model_type") != "llava":
-        raise LntuneError(f"{path}/config.json: model_type is {config.get('model_type')!r}, expected 'llava'")
+    from lntune.jsonio import load_json
+
+    config = load_json(path / "config.json", "a Hugging Face model config")
+    if not isinstance(config, dict) or config.get("model_type") != "llava":
+        found = config.get("model_type") if isinstance(config, dict) else None
+        raise LntuneError(f"{path}/config.json: model_type is {found!r}, expected 'llava'")
     cls = LntuneLlavaForConditionalGeneration if config.get("projector_type") == "linear" else LlavaForConditionalGeneration
     model = cls.from_pretrained(path, dtype=dtype)
     return model, AutoProcessor.from_pretrained(path)
 
 
 def _load_run(path: Path, dtype):
-    from safetensors.torch import load_file
-
     from lntune.strategies import StrategySpec, apply_strategy
 
     meta = read_run_file(path)
@@ -121,7 +138,7 @@ def _load_run(path: Path, dtype):
     if not weights_file.is_file():
         raise LntuneError(f"{weights_file} is missing: the run has not finished (resume it) or the folder is incomplete")
     apply_strategy(model, StrategySpec.from_dict(meta["strategy"]))
-    load_trainable(model, load_file(str(weights_file)), source=weights_file)
+    load_trainable(model, read_tensors(weights_file), source=weights_file)
     model.requires_grad_(False)
     if dtype is not None:
         model.to(dtype)  # trained tensors were kept in fp32 (master weights); inference wants one dtype
@@ -129,14 +146,29 @@ def _load_run(path: Path, dtype):
 
 
 def read_run_file(path: Path) -> dict:
-    try:
-        meta = json.loads((path / RUN_FILE).read_text())
-    except json.JSONDecodeError as err:
-        raise LntuneError(f"{path / RUN_FILE}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    from lntune.jsonio import load_json
+
+    meta = load_json(path / RUN_FILE, "an lntune run's description (base, strategy)")
+    if not isinstance(meta, dict):
+        raise LntuneError(f"{path / RUN_FILE}: expected a JSON object with 'base' and 'strategy'")
     for key in ("base", "strategy"):
-        if key not in meta:
-            raise LntuneError(f"{path / RUN_FILE}: missing key {key!r}")
+        if not isinstance(meta.get(key), dict):
+            raise LntuneError(f"{path / RUN_FILE}: {'missing key' if key not in meta else 'not an object:'} {key!r}")
     return meta
+
+
+def read_tensors(path: Path) -> dict:
+    """The tensors of a safetensors file; LntuneError naming the file when it is missing, cut short or not one."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise LntuneError(f"{path}: file not found") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise LntuneError(f"{path}: not a readable safetensors file ({str(err).splitlines()[0][:120]}); the "
+                          "file is damaged or cut short") from None
 
 
 def load_trainable(model, tensors: dict, source) -> None:
@@ -147,10 +179,19 @@ def load_trainable(model, tensors: dict, source) -> None:
     unknown = [name for name in tensors if name not in params]
     if unknown:
         raise LntuneError(f"{source}: {len(unknown)} tensors do not exist in the model, e.g. {unknown[:3]}")
+    # Every tensor the strategy trains must be there: one left out would silently keep its base value.
+    missing = [name for name, param in params.items() if param.requires_grad and name not in tensors]
+    if missing:
+        raise LntuneError(f"{source}: {len(missing)} of the run's {len(missing) + len(tensors)} trained tensors are "
+                          f"missing, e.g. {missing[:3]}; the file is incomplete")
+    for name, value in tensors.items():
+        if params[name].shape != value.shape:
+            raise LntuneError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(params[name].shape)}")
+        if value.dtype.is_floating_point != params[name].dtype.is_floating_point or value.dtype == torch.bool:
+            raise LntuneError(f"{source}: {name} has dtype {str(value.dtype).removeprefix('torch.')}, the model "
+                              f"expects {str(params[name].dtype).removeprefix('torch.')}")
     with torch.no_grad():
         for name, value in tensors.items():
-            if params[name].shape != value.shape:
-                raise LntuneError(f"{source}: {name} has shape {tuple(value.shape)}, the model expects {tuple(params[name].shape)}")
             _copy_into(params[name], value.to(params[name].dtype))
 
 
@@ -164,12 +205,14 @@ def _copy_into(param, value) -> None:
         param.copy_(value)
 
 
-def save_mllm(model, processor, out) -> Path:
-    """Write a full HF checkpoint (+ processor) atomically: a temp folder renamed into place."""
+def save_mllm(model, processor, out, kind: str | None = None) -> Path:
+    """Write a full HF checkpoint (+ processor) atomically: a temp folder renamed into place (marked as lntune's
+    `kind` of output when given: lntune/ownership.py)."""
     from lntune.locks import replace_folder
+    from lntune.ownership import replace_owned_folder
 
     def write(tmp):
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
 
-    return replace_folder(Path(out), write)
+    return replace_owned_folder(Path(out), kind, write) if kind else replace_folder(Path(out), write)

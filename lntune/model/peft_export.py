@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.locks import replace_folder
+from lntune.ownership import replace_owned_folder
 
 ADAPTER = "default"
 _SAVED_WHOLE = {"multi_modal_projector": "projector", "embed_tokens": "word embeddings", "lm_head": "output head"}
@@ -66,10 +66,9 @@ def export_peft(run_dir, out, base_out=None) -> Path:
     """Write the run's adapter to `out` (and its base as a full HF checkpoint to `base_out` when given)."""
     import torch
     from peft import get_peft_model
-    from safetensors.torch import load_file
 
-    from lntune.model.export import merge_lora, to_plain_llava
-    from lntune.model.load import load_base, load_mllm, read_run_file, save_mllm
+    from lntune.model.export import EXPORT, merge_lora, to_plain_llava
+    from lntune.model.load import load_base, load_mllm, read_run_file, read_tensors, save_mllm
     from lntune.run_dir import RUN_FILE, RunDir
 
     run_dir, out = Path(run_dir), Path(out)
@@ -79,7 +78,7 @@ def export_peft(run_dir, out, base_out=None) -> Path:
     if meta["base"].get("kind") == "build" and base_out is None:
         raise LntuneError(f"--format peft: {run_dir} was built from a recipe, not a saved base model: add "
                           "--base-out DIR to write the base the adapter applies to")
-    run_tensors = load_file(str(RunDir(run_dir).trainable_file))
+    run_tensors = read_tensors(RunDir(run_dir).trainable_file)
     trained, _ = load_mllm(run_dir)
     norms, lora, whole = adapter_plan(trained, run_tensors, meta["strategy"]["name"])
     merge_lora(trained)
@@ -88,7 +87,7 @@ def export_peft(run_dir, out, base_out=None) -> Path:
     base, processor = load_base(meta["base"], relative_to=run_dir)
     base = to_plain_llava(base)
     if base_out is not None:
-        save_mllm(base, processor, Path(base_out))
+        save_mllm(base, processor, Path(base_out), kind=EXPORT)
     base.requires_grad_(False)
     peft_model = get_peft_model(base, peft_config(norms, lora, whole, meta["strategy"]["lora"]))
     filled, markers = 0, (f".ln_tuning_layers.{ADAPTER}", f".modules_to_save.{ADAPTER}")
@@ -106,4 +105,4 @@ def export_peft(run_dir, out, base_out=None) -> Path:
             filled += 1
     if not filled:
         raise LntuneError("--format peft: the adapter holds no tensors")
-    return replace_folder(out, peft_model.save_pretrained)
+    return replace_owned_folder(out, EXPORT, peft_model.save_pretrained)

@@ -11,6 +11,7 @@ Tensors go through safetensors; optimizer/scheduler/RNG state through torch.save
 to JSON.
 """
 
+import contextlib
 import json
 import random
 import re
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from lntune.errors import LntuneError
+from lntune.jsonio import load_json
 from lntune.locks import replace_file, replace_folder, write_text_atomic
-from lntune.model.load import load_trainable
+from lntune.model.load import load_trainable, read_tensors
 from lntune.run_dir import CHECKPOINT_PREFIX, RUN_FILE, TRAINABLE_FILE, RunDir
 
 _CHECKPOINT = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
@@ -77,23 +79,50 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, load_optimizer=No
     puts each process's share in place)."""
     from lntune.train.finite import nonfinite_names
 
-    tensors = load_file(str(folder / TRAINABLE_FILE))
+    tensors = read_tensors(folder / TRAINABLE_FILE)
     if bad := nonfinite_names(tensors):
         raise LntuneError(f"{folder / TRAINABLE_FILE}: holds NaN or infinite values (e.g. {bad[0]}); "
                           "delete this checkpoint to resume from an earlier one")
     load_trainable(model, tensors, source=folder / TRAINABLE_FILE)
-    optimizer_state = torch.load(folder / "optimizer.pt", weights_only=True)
-    if load_optimizer is None:
-        optimizer.load_state_dict(optimizer_state)
-    else:
-        load_optimizer(optimizer, optimizer_state, folder / "optimizer.pt")
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    torch.set_rng_state(torch.load(folder / "rng.pt", weights_only=True)["torch"])
-    state = json.loads((folder / "state.json").read_text())
-    random.setstate(_tuples(state["rng"]["python"]))
-    numpy_state = state["rng"]["numpy"]
-    np.random.set_state((numpy_state[0], np.array(numpy_state[1], dtype=np.uint32), *numpy_state[2:]))
+    optimizer_state = _read_state(folder / "optimizer.pt")
+    with _damaged(folder / "optimizer.pt"):
+        if load_optimizer is None:
+            optimizer.load_state_dict(optimizer_state)
+        else:
+            load_optimizer(optimizer, optimizer_state, folder / "optimizer.pt")
+    with _damaged(folder / "scheduler.pt"):
+        scheduler.load_state_dict(_read_state(folder / "scheduler.pt"))
+    with _damaged(folder / "rng.pt"):
+        torch.set_rng_state(_read_state(folder / "rng.pt")["torch"])
+    state = load_json(folder / "state.json", "a checkpoint's loop state")
+    with _damaged(folder / "state.json"):
+        random.setstate(_tuples(state["rng"]["python"]))
+        numpy_state = state["rng"]["numpy"]
+        np.random.set_state((numpy_state[0], np.array(numpy_state[1], dtype=np.uint32), *numpy_state[2:]))
+        int(state["step"]), int(state["epoch"])
     return state
+
+
+def _read_state(path: Path):
+    """torch.load(weights_only=True) of a checkpoint file; LntuneError naming it when it is damaged."""
+    with _damaged(path):
+        return torch.load(path, weights_only=True)
+
+
+@contextlib.contextmanager
+def _damaged(path: Path):
+    """Turn a failure to read or apply a checkpoint file into one LntuneError naming it."""
+    try:
+        yield
+    except LntuneError:
+        raise
+    except FileNotFoundError:
+        raise LntuneError(f"{path}: missing; the checkpoint is incomplete: delete it to resume from an earlier "
+                          "one") from None
+    except Exception as err:  # torch and pickle raise many types for a file cut short or overwritten
+        detail = (str(err).strip().splitlines() or [""])[0][:100]
+        raise LntuneError(f"{path}: damaged ({type(err).__name__}: {detail}); delete this checkpoint to resume from "
+                          "an earlier one") from None
 
 
 def save_result(output_dir: Path, model, run_meta: dict, tensors: dict | None = None) -> None:

@@ -4,7 +4,6 @@ On resume, metrics.jsonl is cut back to the resumed step so the file never holds
 JSON: a non-finite loss or gradient norm is written as null (with a warning).
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -59,12 +58,23 @@ def truncate_jsonl(path: Path, step: int) -> None:
     """Keep only the rows of a per-step JSONL file up to `step` (all of them gone when step is 0)."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = [line for line, row in zip(lines, read_metrics(path)) if row["step"] <= step]
     path.write_text("".join(r + "\n" for r in rows))
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    """The rows of a per-step JSONL file ({"step": N, ...} each); LntuneError naming a bad line."""
+    from lntune.errors import LntuneError
+    from lntune.jsonio import load_jsonl
+
+    if not path.exists():
+        return []
+    rows = load_jsonl(path, "per-step records (one JSON object with 'step' per line)", tag_lines=False)
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row.get("step"), int):
+            raise LntuneError(f"{path}: record {number} has no integer 'step'; delete the line (or the file)")
+    return rows
 
 
 def plot_loss_curve(metrics_path: Path, out_png: Path, title: str = "") -> Path | None:

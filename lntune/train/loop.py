@@ -21,6 +21,7 @@ processes equal one process with the same global batch.
 import contextlib
 import json
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -51,15 +52,19 @@ def strategy_spec(config: RunConfig) -> StrategySpec:
     return config.train.strategy_spec()
 
 
-def base_entry(config: RunConfig) -> dict:
+def base_entry(config: RunConfig, pin: bool = False) -> dict:
     """The `base` of lntune.json: what this run starts from, referenced so that runs can move
-    (lntune/run_refs.py: cache entries by key, other paths relative to output_dir and absolute)."""
+    (lntune/run_refs.py: cache entries by key, other paths relative to output_dir and absolute). With `pin`, a
+    base run or model also carries the fingerprint of its weights, so that a replaced base is refused on load."""
     from lntune.run_refs import path_ref
 
     m, out = config.model, config.output_dir
     if m.base:
+        from lntune.fingerprint import model_fingerprint
+
         base = Path(m.base).resolve()
-        return {"kind": "run" if RunDir(base).is_run else "hf", "path": path_ref(base, out)}
+        entry = {"kind": "run" if RunDir(base).is_run else "hf", "path": path_ref(base, out)}
+        return {**entry, "weights": model_fingerprint(base)} if pin else entry
     llm = m.llm if m.llm == "embedded" else path_ref(m.llm, out)
     return {"kind": "build", "llm": llm, "vision": path_ref(m.vision, out), "projector": m.projector,
             "vision_feature_layer": m.vision_feature_layer, "seed": m.seed, "chat_template": m.chat_template,
@@ -189,6 +194,13 @@ class Trainer:
         self.dataset = build_dataset(d, self.processor, self.config.train.seed)
         if len(self.dataset) == 0:
             raise LntuneError(f"{d.path}: no usable training samples")
+        t = self.config.train
+        if t.batch_size * self.world > len(self.dataset):  # one batch holds every sample: say so, and say it so
+            fits = -(-len(self.dataset) // self.world)
+            if self.main:
+                print(f"lntune: warning: train.batch_size {t.batch_size} x {self.world} processes is more than the "
+                      f"{len(self.dataset)} samples; using batch_size {fits}", file=sys.stderr)
+            t.batch_size = fits
         resuming = self.resume and list_checkpoints(self.out)
         if self.config.model.projector_init == "caption_alignment" and not self.config.model.base and not resuming:
             self._warm_start_projector()  # on whole tensors, before any sharding
@@ -375,7 +387,7 @@ class Trainer:
         if not self.main:
             return
         save_result(out, None, tensors=tensors, run_meta={"format": 1, "lntune_version": __version__,
-                                                          "base": base_entry(config), "strategy": self.spec.to_dict(),
+                                                          "base": base_entry(config, pin=True), "strategy": self.spec.to_dict(),
                                                           "config": config.to_dict()})
         summary = {"steps": self.global_step, "final_loss": last_loss, "train_seconds": seconds,
                    "samples": len(self.dataset), "peak_memory_mb": peak_memory_mb(accelerator.device),

@@ -5,7 +5,8 @@
 
 - the lock (lntune/locks.py) makes a second `lntune train` on the same output_dir fail at once, naming the
   first one's pid; only the main process of a multi-process run takes it;
-- a folder holding a finished run or checkpoints is refused unless `resume`;
+- output_dir must be new, empty or a training run's (lntune/ownership.py); a folder holding a finished run or
+  checkpoints is refused unless `resume`;
 - OUT/inputs.json records the stage's inputs (lntune/fingerprint.py): resuming with other inputs is refused,
   naming the first difference, since the result would be neither run;
 - temporary files left by killed writers are removed (safe: nobody else writes while we hold the lock).
@@ -22,6 +23,11 @@ from lntune.errors import LntuneError
 from lntune.fingerprint import stage_change, stage_inputs
 from lntune.run_dir import INPUTS_FILE, WRITTEN, RunDir
 from lntune.locks import hold_lock, remove_stale_temps, write_text_atomic
+from lntune.ownership import claim_folder, mark_folder
+
+TRAINING_RUN = "training run"
+# What marks a folder as a run from before lntune's marker (lntune/ownership.py)
+WRITTEN_FILES = ("lntune.json", INPUTS_FILE, "run_config.json", "metrics.jsonl")
 
 
 
@@ -37,7 +43,10 @@ def guarded_output(config, resume: bool):
         _refuse_unless_resuming(out, resume)
         yield out
         return
+    claim_folder(out, TRAINING_RUN, legacy=WRITTEN_FILES, option="output_dir")  # before the lock file goes in
     with hold_lock(out, "training run"):
+        claim_folder(out, TRAINING_RUN, legacy=WRITTEN_FILES, option="output_dir")
+        mark_folder(out, TRAINING_RUN)
         held = _refuse_unless_resuming(out, resume)
         for prefix in WRITTEN:
             remove_stale_temps(out, prefix)
@@ -56,13 +65,23 @@ def _refuse_unless_resuming(out: Path, resume: bool) -> bool:
 
 
 def read_inputs(out: Path) -> dict | None:
+    from lntune.jsonio import load_json
+
     path = out / INPUTS_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    inputs = load_json(path, "a training run's recorded inputs")
+    if not isinstance(inputs, dict):
+        raise LntuneError(f"{path}: expected a JSON object (config, base_weights, data_file)")
+    return inputs
 
 
 def record_inputs(out: Path, inputs: dict, check: bool) -> None:
     """Write OUT/inputs.json; with `check`, first refuse when the recorded inputs differ."""
     before = read_inputs(out) if check else None
+    if check and before is None:
+        raise LntuneError(f"{out / INPUTS_FILE}: missing, so what this run was trained from is unknown; resuming could "
+                          "mix two runs: choose another output_dir, or delete the folder to start afresh")
     if before is not None:
         change = stage_change(before, inputs)
         if change:

@@ -29,7 +29,10 @@ from pathlib import Path
 
 from lntune.data.records import INSTRUCT_TYPES
 from lntune.errors import LntuneError
-from lntune.locks import hold_lock, replace_folder
+from lntune.locks import hold_lock
+from lntune.ownership import replace_owned_folder
+
+WORLD = "world"  # the kind of folder generate_world writes (lntune/ownership.py)
 from lntune.world import benchmarks, instruct
 from lntune.world.presets import WorldPreset, get_preset
 from lntune.world.render import render_scene
@@ -217,7 +220,7 @@ def generate_world(out, preset: str = "quick", seed: int = 0, progress: bool = T
     with hold_lock(out, "world", inside=False):
         if (out / "world.json").is_file():  # finished by the process that held the lock before us
             return out
-        replace_folder(out, lambda tmp: _write_all(tmp, p, seed, progress))
+        replace_owned_folder(out, WORLD, lambda tmp: _write_all(tmp, p, seed, progress))
     return out
 
 

@@ -11,6 +11,8 @@ the first 4 characters is yes, else "no" inside them is no, else the answer is "
 wrong (`parse_mme_answer`). Subtask score = 100 x accuracy + 100 x accuracy+, accuracy+ being the share
 of images with both questions right. Perception = the sum over the 10 perception subtasks (max 2000),
 cognition over the 4 cognition subtasks (max 800); subtasks without a file are left out with a warning.
+An image whose pair appears twice, a pair split across non-consecutive lines, or a `.txt` file named after
+no subtask is an error naming the line or file (the official script would count or skip them silently).
 `--exclude landmark,artwork` gives the authors' own 8-subtask perception (max 1600).
 """
 
@@ -98,10 +100,17 @@ def mme_file_units(path, subtask: str | None = None) -> list[dict]:
         raise LntuneError(f"{path}: empty (expected {_LAYOUT})")
     if len(lines) % 2:
         raise LntuneError(f"{path}: {len(lines)} lines, an odd number; expected two lines (questions) per image")
-    units = []
+    units, first_line_of = [], {}
     for first in range(0, len(lines), 2):
         right_here = other = 0
-        image = lines[first].split("\t")[0]
+        image, partner = lines[first].split("\t")[0], lines[first + 1].split("\t")[0]
+        if partner != image:
+            raise LntuneError(f"{path}:{first + 2}: image {partner!r} where line {first + 1}'s {image!r} was expected; "
+                              "each image's two questions are on consecutive lines")
+        if image in first_line_of:
+            raise LntuneError(f"{path}:{first + 1}: image {image!r} again (first on line {first_line_of[image]}); "
+                              "each image's pair of questions is counted once")
+        first_line_of[image] = first + 1
         for lineno in (first + 1, first + 2):
             fields = lines[lineno - 1].split("\t")
             if len(fields) != 4:
@@ -141,6 +150,10 @@ def mme_units(results_dir, exclude=()) -> list[dict]:
     if unknown:
         raise LntuneError(f"unknown MME subtask(s) to exclude: {', '.join(unknown)} "
                           f"(known: {', '.join(PERCEPTION + COGNITION)})")
+    strays = sorted(p.name for p in results_dir.glob("*.txt") if p.stem not in PERCEPTION + COGNITION)
+    if strays:
+        raise LntuneError(f"{results_dir / strays[0]}: not an MME subtask (known: "
+                          f"{', '.join(PERCEPTION + COGNITION)}); rename or remove it")
     wanted = [name for name in PERCEPTION + COGNITION if name not in exclude]
     present = [name for name in wanted if (results_dir / f"{name}.txt").is_file()]
     if not present:

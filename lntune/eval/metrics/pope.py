@@ -6,7 +6,8 @@ or from Python: `score_pope(annotations_dir, predictions)`. DIR holds the label 
 coco_pope_{random,popular,adversarial}.json (JSON lines: question_id, image, text, label); each
 prediction line is {"question_id", "category": <split>, "text": <the model's answer>}. Predictions are
 paired with labels by (category, question_id) — question ids repeat across the three splits — never by
-file order. Every split that has predictions must have one for each of its questions.
+file order. Every split that has predictions must have one for each of its questions; a missing or null
+answer is an error naming its line (the official parser would count it as "yes").
 
 Parsing (`parse_pope_answer`): keep the text before the first ".", delete ",", split on single spaces;
 if "No", "not" or "no" is one of the words the answer is "no", otherwise "yes" (so "", "None" and
@@ -17,7 +18,7 @@ precision, recall, F1 of the "yes" class and the share of "yes" answers, all in 
 from pathlib import Path
 
 from lntune.errors import LntuneError
-from lntune.jsonio import first_few, load_jsonl, load_records, where
+from lntune.jsonio import first_few, load_jsonl, load_records, required, where
 
 SPLITS = ("random", "popular", "adversarial")
 LABEL_FILE = "coco_pope_{split}.json"
@@ -120,7 +121,7 @@ def pope_units(annotations_dir, predictions) -> list[dict]:
         split = pred["category"]
         if split not in SPLITS:
             raise LntuneError(f"{at}: unknown POPE category {split!r} (expected one of {', '.join(SPLITS)})")
-        text = pred["text"] if "text" in pred else pred.get("answer")
+        text = required(pred, "text" if "text" in pred or "answer" not in pred else "answer", at)
         if pred["question_id"] in answers.setdefault(split, {}):
             raise LntuneError(f"{at}: second prediction for {split} question {pred['question_id']!r}")
         answers[split][pred["question_id"]] = text

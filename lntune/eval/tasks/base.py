@@ -159,6 +159,8 @@ def read_json(path: Path, what: str):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise LntuneError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({what}): {err.msg}") from None
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise LntuneError(f"{path}: not readable as JSON ({what}): {type(err).__name__}") from None
 
 
 def read_json_lines(path: Path, what: str) -> list[dict]:
