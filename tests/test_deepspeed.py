@@ -15,7 +15,6 @@ absolute of one process (measured over ZeRO-2/3 x layernorm/lora and 2 smoke ste
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_fsdp import _assert_same_result, _config_file, _env, _one_process
+from test_fsdp import _assert_same_result, _config_file, _env, _one_process, assert_refused_in_one_process, free_port
 from tiny_models import make_tiny_run_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,16 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _zero_command(stage, config_path, *overrides):
     config = REPO / "configs" / "accelerate" / f"deepspeed_zero{stage}_cpu.yaml"
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--main_process_port",
-            str(_free_port()), "-m", "lntune.cli", "train", "--config", str(config_path), *overrides]
+            str(free_port()), "-m", "lntune.cli", "train", "--config", str(config_path), *overrides]
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +94,6 @@ def test_zero3_run_killed_with_sigkill_resumes_and_finishes(inputs, tmp_path):
 def test_what_the_engine_cannot_do_is_refused_in_one_line(inputs, tmp_path, override, reason):
     config_path, _ = _config_file(inputs, tmp_path)
     # one DeepSpeed process, as the launcher starts each: accelerate sees the DeepSpeed request
-    env = _env(ACCELERATE_USE_DEEPSPEED="true", ACCELERATE_DEEPSPEED_ZERO3_INIT="false",
-               ACCELERATE_DEEPSPEED_CONFIG_FILE=str(REPO / "configs" / "deepspeed" / "zero2_cpu.json"),
-               RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    result = subprocess.run([sys.executable, "-m", "lntune.cli", "train", "--config", str(config_path),
-                             f"output_dir={tmp_path / 'run'}", override], env=env, capture_output=True, text=True)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("lntune: error: ") and reason in last
-    assert not (tmp_path / "run" / "run_config.json").exists()
+    assert_refused_in_one_process(config_path, tmp_path, override, reason, ACCELERATE_USE_DEEPSPEED="true",
+                                  ACCELERATE_DEEPSPEED_ZERO3_INIT="false",
+                                  ACCELERATE_DEEPSPEED_CONFIG_FILE=str(REPO / "configs" / "deepspeed" / "zero2_cpu.json"))

@@ -39,9 +39,9 @@ def _env(**extra):
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
 
 
-def _fsdp_command(config_path, port, *overrides):
+def _fsdp_command(config_path, *overrides):
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP_CONFIG),
-            "--main_process_port", str(port), "-m", "lntune.cli", "train", "--config", str(config_path), *overrides]
+            "--main_process_port", str(free_port()), "-m", "lntune.cli", "train", "--config", str(config_path), *overrides]
 
 
 def _losses(run):
@@ -91,8 +91,7 @@ def test_two_fsdp_processes_equal_one_process(inputs, tmp_path, name):
 
     config_path, data = _config_file(inputs, tmp_path, max_steps=4, batch_size=4, **STRATEGIES[name])
     one = _one_process(data, tmp_path / "one")
-    port = 29641 + list(STRATEGIES).index(name)
-    result = subprocess.run(_fsdp_command(config_path, port, f"output_dir={tmp_path / 'fsdp'}", "train.batch_size=2"),
+    result = subprocess.run(_fsdp_command(config_path, f"output_dir={tmp_path / 'fsdp'}", "train.batch_size=2"),
                             env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "effective batch 2 x 1 accum x 2 processes = 4" in result.stdout
@@ -115,7 +114,7 @@ def test_fsdp_run_killed_with_sigkill_resumes_and_finishes(inputs, tmp_path):
     config_path, data = _config_file(inputs, tmp_path, max_steps=10, epochs=3, save_steps=2, batch_size=4)
     one = _one_process(data, tmp_path / "one")
     killed = tmp_path / "killed"
-    launch = _fsdp_command(config_path, 29651, f"output_dir={killed}", "train.batch_size=2")
+    launch = _fsdp_command(config_path, f"output_dir={killed}", "train.batch_size=2")
     proc = subprocess.Popen(launch, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -124,7 +123,7 @@ def test_fsdp_run_killed_with_sigkill_resumes_and_finishes(inputs, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
     proc.wait()
     assert (killed / "checkpoint-4").exists() and not (killed / "trainable.safetensors").exists()
-    result = subprocess.run(_fsdp_command(config_path, 29652, f"output_dir={killed}", "train.batch_size=2", "--resume"),
+    result = subprocess.run(_fsdp_command(config_path, f"output_dir={killed}", "train.batch_size=2", "--resume"),
                             env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resumed from" in result.stdout
@@ -139,7 +138,7 @@ def test_smoke_config_trains_under_fsdp_like_one_process(tmp_path):
     one = subprocess.run([sys.executable, "-m", "lntune.cli", "train", "--config", str(smoke),
                           f"output_dir={tmp_path / 'one'}", *short], env=_env(), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(_fsdp_command(smoke, 29661, f"output_dir={tmp_path / 'fsdp'}", "train.batch_size=2", *short),
+    two = subprocess.run(_fsdp_command(smoke, f"output_dir={tmp_path / 'fsdp'}", "train.batch_size=2", *short),
                          env=_env(), capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-3000:]
     _assert_same_result(tmp_path / "one", tmp_path / "fsdp")
@@ -152,8 +151,24 @@ def test_smoke_config_trains_under_fsdp_like_one_process(tmp_path):
 def test_known_broken_combinations_are_refused_in_one_line(inputs, tmp_path, override, version, reason):
     config_path, _ = _config_file(inputs, tmp_path)
     # one FSDP process, as a launcher starts it: accelerate sees a distributed CPU run and the FSDP request
-    env = _env(ACCELERATE_USE_FSDP="true", FSDP_VERSION=version, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
-               MASTER_ADDR="127.0.0.1", MASTER_PORT="29671")
+    assert_refused_in_one_process(config_path, tmp_path, override, reason, ACCELERATE_USE_FSDP="true",
+                                  FSDP_VERSION=version)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a launch's rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_refused_in_one_process(config_path, tmp_path, override, reason, **launcher_env):
+    """`lntune train` as one process of a distributed launch (`launcher_env`: what accelerate's launcher sets) ends
+    in one `lntune: error:` line naming `reason`, with exit 2 and nothing written."""
+    env = _env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+               **launcher_env)
     result = subprocess.run([sys.executable, "-m", "lntune.cli", "train", "--config", str(config_path),
                              f"output_dir={tmp_path / 'run'}", override], env=env, capture_output=True, text=True)
     assert result.returncode == 2
