@@ -48,13 +48,21 @@ def _losses(run):
     return [json.loads(line)["loss"] for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
 
 
-def _assert_same_result(one, two):
+def _assert_same_result(one, two, outliers: int = 0, outlier_atol: float = WEIGHT_ATOL):
+    """Same losses and trained tensors. `outliers`: how many elements may differ by up to `outlier_atol` instead:
+    Adam divides a gradient by its own root mean square, so an element whose gradient is as small as Adam's eps
+    (1e-8; a rare token's row of a 49K-word embedding) moves by a visibly different step when the order of a sum
+    changes its last bits."""
     assert _losses(two) == pytest.approx(_losses(one), rel=LOSS_RTOL)
     a, b = load_file(str(Path(one) / "trainable.safetensors")), load_file(str(Path(two) / "trainable.safetensors"))
     assert a.keys() == b.keys()
+    beyond = 0
     for key in a:
         assert a[key].shape == b[key].shape, key
-        assert torch.allclose(a[key], b[key], rtol=0, atol=WEIGHT_ATOL), key
+        difference = (a[key] - b[key]).abs()
+        assert float(difference.max()) <= max(WEIGHT_ATOL, outlier_atol), key
+        beyond += int((difference > WEIGHT_ATOL).sum())
+    assert beyond <= outliers
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +149,9 @@ def test_smoke_config_trains_under_fsdp_like_one_process(tmp_path):
     two = subprocess.run(_fsdp_command(smoke, f"output_dir={tmp_path / 'fsdp'}", "train.batch_size=2", *short),
                          env=_env(), capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-3000:]
-    _assert_same_result(tmp_path / "one", tmp_path / "fsdp")
+    # the real embedded model: 2 steps at lr 2e-3 move an element by up to 4e-3; a handful of its 28M trained
+    # values (rare tokens' embedding rows) may differ by a tenth of that
+    _assert_same_result(tmp_path / "one", tmp_path / "fsdp", outliers=20, outlier_atol=4e-4)
 
 
 @pytest.mark.parametrize("override,version,reason", [
