@@ -40,9 +40,11 @@ def test_presets_read_exact_values_and_merge_their_defaults():
     assert quickstart_preset("smoke").eval_limits == dict.fromkeys(EVAL_TASKS, 4)
     assert quickstart_preset("quick").eval_limits == {"coco": 32, "flickr30k": 32}  # every other question
     assert reproduce_preset("world-full").lrs == {s: tuple(PAPER_GRID) for s in PAPER_STRATEGIES}
-    assert reproduce_preset("world-quick").lrs == {"finetune": (1e-4,), "lora": (2e-3,), "attn-qv": (2e-3,),
-                                                   "attn-mlp": (1e-4,), "layernorm": (2e-3,),
-                                                   "layernorm-simple": (2e-3,)}
+    assert reproduce_preset("world-quick").lrs == {"finetune": (1e-4, 5e-5, 2e-5), "lora": (1e-3, 3e-4, 1e-4),
+                                                   "attn-qv": (1e-3, 3e-4, 1e-4), "attn-mlp": (1e-4, 5e-5, 2e-5),
+                                                   "layernorm": (2e-3, 1e-3, 6e-4),
+                                                   "layernorm-simple": (2e-3, 1e-3, 6e-4)}
+    assert reproduce_preset("world-quick").default_lrs["layernorm"] == 2e-3
     assert reproduce_preset("world-quick").eval_limit == {"pope": 100, "vqav2": 100, "coco": 32, "flickr30k": 32}
     preset("world", "smoke")["train_images"] = 0  # a copy: the loaded presets stay as written
     assert preset("world", "smoke")["train_images"] == 40
