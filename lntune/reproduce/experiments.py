@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from lntune.data.records import INSTRUCT_TYPES as SUBSET_TYPES
 from lntune.errors import LntuneError
+from lntune.jsonio import load_json
 from lntune.presets import preset as preset_settings
 from lntune.strategies import PAPER_STRATEGIES as STRATEGIES
 from lntune.sweep import PAPER_GRID
@@ -273,10 +274,8 @@ def _trained(run_dir: Path) -> Callable[[Context], bool]:
 
 def _evaluated(out_dir: Path, tasks) -> Callable[[Context], bool]:
     def done(ctx):
-        import json
-
         path = out_dir / "metrics.json"
-        return path.is_file() and all(t in json.loads(path.read_text()) for t in tasks)
+        return path.is_file() and all(t in load_json(path, "evaluation metrics") for t in tasks)
     return done
 
 
@@ -560,23 +559,19 @@ def model_run(ctx: Context, strategy: str, seed: int | None = None) -> Path:
 
 
 def _sweep_result(ctx: Context, strategy: str) -> dict:
-    import json
-
     key = f"sweep/{strategy}"
     if key not in ctx.results:
         path = ctx.out / "sweep" / strategy / "sweep.json"
         if not path.is_file():
             raise LntuneError(f"{path}: the {strategy} sweep has not finished; run the reproduction again")
-        ctx.results[key] = json.loads(path.read_text())
+        ctx.results[key] = load_json(path, "sweep summary")
     return ctx.results[key]
 
 
 def norms_only_run(ctx: Context, run_dir: Path) -> Path:
     """Table 4's norms-only model: its own run, or the layernorm-simple run when that is the same experiment."""
-    import json
-
     marker = run_dir / "reused.json"
-    return Path(json.loads(marker.read_text())["run"]) if marker.is_file() else run_dir
+    return Path(load_json(marker, "reused-run record")["run"]) if marker.is_file() else run_dir
 
 
 def _norms_only(ctx: Context, run_dir: Path, overrides) -> str:
@@ -608,7 +603,7 @@ def _params(ctx: Context) -> dict:
 
     path = ctx.out / "analysis" / "params.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return load_json(path, "reproduction analysis")
     stage1 = ctx.out / "stage1"
     lora_r = _lora_r(ctx)
     small = strategy_table(lambda: load_mllm(stage1)[0], "measured", lora=LoraOptions(r=lora_r, alpha=2 * lora_r),
@@ -643,7 +638,7 @@ def _bench(ctx: Context) -> dict:
 
     path = ctx.out / "analysis" / "bench.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return load_json(path, "reproduction analysis")
     result = public_json(run_bench(ctx.preset.bench_preset, strategies=list(STRATEGIES), baselines=[], steps=2,
                                    warmup=1, rounds=1, feature_cache=False, progress=False,
                                    isolate=ctx.preset.bench_isolate, threads=ctx.threads))
@@ -661,7 +656,7 @@ def _similarity(ctx: Context) -> dict:
 
     path = ctx.out / "analysis" / "similarity.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return load_json(path, "reproduction analysis")
     world = ctx.world()
     per_seed: dict[str, list] = {}
     for strategy in ("finetune", "layernorm"):
@@ -690,7 +685,7 @@ def _gradients(ctx: Context) -> dict:
 
     path = ctx.out / "analysis" / "gradients.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return load_json(path, "reproduction analysis")
     per_seed = []
     for seed in ctx.preset.seeds:
         summaries = {s: gradient_summary(model_run(ctx, s, seed)) for s in ("layernorm", "finetune")}

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from lntune.jsonio import load_json
 from lntune.locks import locked, write_text_atomic
 from lntune.reproduce.experiments import Context, ReproducePreset, get_preset, plan
 
@@ -120,7 +121,7 @@ def _report_from_finished(ctx: Context, finished, records: dict, report: bool) -
 
 def _read_records(out: Path) -> dict:
     path = out / JOBS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return load_json(path, "reproduction job records") if path.is_file() else {}
 
 
 def _write_records(out: Path, records: dict) -> None:

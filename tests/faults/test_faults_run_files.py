@@ -143,3 +143,16 @@ def test_compare_refuses_metrics_that_disagree_with_their_units(tiny, tmp_path):
     assert_one_error(*cli("compare", *outs, "--bootstrap", "20"), f"{outs[1] / 'metrics.json'}: pope mean_accuracy is ",
                      f"but {outs[1] / 'units' / 'pope.json'} gives ")
     assert snapshot(tmp_path) == before
+
+
+def test_a_damaged_reproduction_record_is_one_error_naming_it(tmp_path):
+    out = tmp_path / "repro"
+    out.mkdir()
+    (out / "jobs.json").write_text("{broken")
+    before = snapshot(tmp_path)
+    status, err = cli("reproduce", "--only", "table1", "--strategies", "layernorm", "--seeds", "0", "--no-sweep",
+                      "--out", out, "--report-only")
+    assert_one_error(status, err, str(out / "jobs.json"), "malformed JSON in reproduction job records")
+    after = snapshot(tmp_path)
+    assert after.pop("repro/.lntune-output.json", None) is not None  # the command's own folder mark, nothing else
+    assert after == before
