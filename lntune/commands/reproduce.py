@@ -29,7 +29,7 @@ def _seeds(text: str | None) -> list[int] | None:
 def register(subparsers):
     parser = subparsers.add_parser("reproduce", help="reproduce the paper's tables and figures in miniature, with verdicts")
     parser.add_argument("--preset", default="world-quick",
-                        help="world-quick (about 6 h on 2 cores in float32; --plan says) or world-full (the paper's 11 learning rates; days on a "
+                        help="world-quick (about 5 h on 2 cores in float32; --plan says) or world-full (the paper's 11 learning rates; days on a "
                              "CPU); lntune/configs/presets/reproduce.yaml lists them")
     parser.add_argument("--out", default="runs/reproduce", help="output directory (re-use it to resume)")
     parser.add_argument("--export-docs", metavar="DIR", default=None,
