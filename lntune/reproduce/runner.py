@@ -53,9 +53,9 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
           f"{len(done_before)} already done", file=sys.stderr)
     from tqdm import tqdm
 
-    bar = tqdm(total=round(planned), initial=round(sum(j.cost_s for j in jobs if j.key in done_before)),
+    bar = tqdm(total=planned, initial=sum(j.cost_s for j in jobs if j.key in done_before),
                unit="s", unit_scale=False, desc="reproduce", disable=not progress, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} planned s [{elapsed}<{remaining}, {rate_fmt}] {postfix}")
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} planned s [{elapsed}<{remaining}, {rate_fmt}] {postfix}")
     try:
         for job in jobs:
             bar.set_postfix_str(job.label)
@@ -66,7 +66,7 @@ def reproduce(preset: str | ReproducePreset, out, progress: bool = True, report:
             record.update(label=job.label, planned_s=round(job.cost_s, 1))
             if job.key not in done_before:
                 record.update(measured_s=round(seconds, 1), cpu_s=round(cpu_seconds, 1), ended=round(time.time(), 3))
-                bar.update(round(job.cost_s))
+                bar.update(job.cost_s)
             _write_records(out, records)
     finally:
         bar.close()
